@@ -1,0 +1,357 @@
+//! The distributor: validates remote-write requests and replicates each series to its
+//! ingesters on the ring, acknowledging once a quorum of them has the series in its WAL.
+
+pub mod http;
+pub mod validation;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use strata_shared::limits::LimitsConfig;
+use strata_shared::metrics::DiscardedSamples;
+use strata_shared::proto::ingester::ingester_client::IngesterClient;
+use strata_shared::proto::ingester::{PushRequest, PushResponse};
+use strata_shared::proto::prometheus::{TimeSeries, WriteRequest};
+use strata_shared::ring::{MemberState, Ring};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::ingester::head::to_proto_labels;
+use crate::ingester::Ingester;
+use crate::DistributorConfig;
+use validation::{validate_series, ValidationError};
+
+/// How the distributor reaches one ingester: in-process (`-target=all`) or over gRPC.
+#[derive(Debug, Clone)]
+pub enum IngesterHandle {
+    Local(Arc<Ingester>),
+    Remote(IngesterClient<Channel>),
+}
+
+impl IngesterHandle {
+    /// A lazily connected gRPC client: the connection is made (and re-made) on use.
+    pub fn remote(addr: &str, timeout: Duration, max_message_bytes: usize) -> anyhow::Result<Self> {
+        let url = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let channel = Endpoint::from_shared(url)?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self::Remote(
+            IngesterClient::new(channel)
+                .max_decoding_message_size(max_message_bytes)
+                .max_encoding_message_size(max_message_bytes),
+        ))
+    }
+
+    async fn push(&self, request: PushRequest) -> Result<PushResponse, String> {
+        match self {
+            Self::Local(ingester) => ingester.push(request).await.map_err(|e| e.to_string()),
+            Self::Remote(client) => {
+                let mut client = client.clone();
+                client
+                    .push(request)
+                    .await
+                    .map(|r| r.into_inner())
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            }
+        }
+    }
+}
+
+/// The result of a push the distributor accepted at least in part.
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    /// Samples refused by validation or by the ingesters (non-retryable: the sender drops them).
+    pub rejected: Vec<String>,
+    pub accepted_series: usize,
+}
+
+/// Why a whole push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// Too few replicas acknowledged: the sender should retry.
+    #[error("{0}")]
+    Replication(String),
+}
+
+#[derive(Debug, Clone)]
+struct DistributorMetrics {
+    received_samples: IntCounterVec,
+    requests: IntCounterVec,
+    push_duration: HistogramVec,
+    ring_members: IntGaugeVec,
+}
+
+impl DistributorMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            received_samples: IntCounterVec::new(
+                Opts::new(
+                    "strata_distributor_received_samples_total",
+                    "Samples received in remote-write requests, before validation, by tenant.",
+                ),
+                &["user"],
+            )?,
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "strata_distributor_requests_total",
+                    "Remote-write requests by HTTP status code.",
+                ),
+                &["code"],
+            )?,
+            push_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "strata_distributor_push_duration_seconds",
+                    "Time to validate and replicate one remote-write request.",
+                ),
+                &["code"],
+            )?,
+            ring_members: IntGaugeVec::new(
+                Opts::new(
+                    "strata_ring_members",
+                    "Ring members by state, as this distributor sees them.",
+                ),
+                &["state"],
+            )?,
+        };
+        registry.register(Box::new(m.received_samples.clone()))?;
+        registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.push_duration.clone()))?;
+        registry.register(Box::new(m.ring_members.clone()))?;
+        Ok(m)
+    }
+}
+
+/// The distributor.
+#[derive(Debug)]
+pub struct Distributor {
+    config: DistributorConfig,
+    limits: LimitsConfig,
+    multitenancy_enabled: bool,
+    ring: Arc<Ring>,
+    ingesters: Vec<IngesterHandle>,
+    metrics: DistributorMetrics,
+    discarded: DiscardedSamples,
+}
+
+impl Distributor {
+    /// `ingesters[i]` reaches `ring.members()[i]`.
+    pub fn new(
+        config: DistributorConfig,
+        limits: LimitsConfig,
+        multitenancy_enabled: bool,
+        ring: Arc<Ring>,
+        ingesters: Vec<IngesterHandle>,
+        registry: &Registry,
+        discarded: DiscardedSamples,
+    ) -> anyhow::Result<Arc<Self>> {
+        anyhow::ensure!(
+            ingesters.len() == ring.members().len(),
+            "one ingester handle per ring member is needed"
+        );
+        Ok(Arc::new(Self {
+            config,
+            limits,
+            multitenancy_enabled,
+            ring,
+            ingesters,
+            metrics: DistributorMetrics::new(registry)?,
+            discarded,
+        }))
+    }
+
+    pub fn ring(&self) -> &Arc<Ring> {
+        &self.ring
+    }
+
+    /// Refreshes the ring-member gauge (called when `/metrics` is scraped).
+    pub fn update_ring_metrics(&self) {
+        let (mut active, mut unhealthy) = (0, 0);
+        for i in 0..self.ring.members().len() {
+            match self.ring.state(i) {
+                MemberState::Active => active += 1,
+                MemberState::Unhealthy => unhealthy += 1,
+            }
+        }
+        self.metrics
+            .ring_members
+            .with_label_values(&["ACTIVE"])
+            .set(active);
+        self.metrics
+            .ring_members
+            .with_label_values(&["UNHEALTHY"])
+            .set(unhealthy);
+    }
+
+    /// Validates and replicates a decoded write request for `tenant`.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant, series = request.timeseries.len()))]
+    pub async fn push(
+        &self,
+        tenant: &str,
+        request: WriteRequest,
+        now_ms: i64,
+    ) -> Result<PushOutcome, PushError> {
+        let received: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
+        self.metrics
+            .received_samples
+            .with_label_values(&[tenant])
+            .inc_by(received as u64);
+
+        let mut outcome = PushOutcome::default();
+        let mut first_errors: HashMap<&'static str, (String, usize)> = HashMap::new();
+        let mut record_error = |e: ValidationError, tenant: &str| {
+            self.discarded.add(e.reason, tenant, e.samples);
+            first_errors
+                .entry(e.reason)
+                .and_modify(|x| x.1 += e.samples)
+                .or_insert((e.message, e.samples));
+        };
+        let mut valid = Vec::with_capacity(request.timeseries.len());
+        for series in request.timeseries {
+            if series.samples.is_empty() {
+                continue;
+            }
+            let (ok, errors) = validate_series(series, &self.limits, now_ms);
+            for e in errors {
+                record_error(e, tenant);
+            }
+            if let Some(series) = ok {
+                valid.push(series);
+            }
+        }
+        let mut rejected: Vec<(String, usize)> = first_errors.into_values().collect();
+
+        // Place each series on its replicas.
+        let members = self.ring.members().len();
+        let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); members];
+        let mut replicas_of = Vec::with_capacity(valid.len());
+        for (i, series) in valid.iter().enumerate() {
+            let replicas = self.ring.replicas(Ring::series_key(tenant, &series.labels));
+            for &m in &replicas {
+                per_member[m].push(i);
+            }
+            replicas_of.push(replicas);
+        }
+        let protos: Vec<TimeSeries> = valid
+            .into_iter()
+            .map(|s| TimeSeries {
+                labels: to_proto_labels(&s.labels),
+                samples: s.samples,
+                exemplars: Vec::new(),
+            })
+            .collect();
+
+        let calls = per_member
+            .iter()
+            .enumerate()
+            .filter(|(_, idx)| !idx.is_empty())
+            .map(|(m, idx)| {
+                let request = PushRequest {
+                    tenant: tenant.to_string(),
+                    timeseries: idx.iter().map(|&i| protos[i].clone()).collect(),
+                };
+                let try_it = self.ring.should_try(m);
+                async move {
+                    if !try_it {
+                        return (
+                            m,
+                            Err("skipped: member is unhealthy and not yet due for a retry"
+                                .to_string()),
+                        );
+                    }
+                    let result = tokio::time::timeout(
+                        self.config.remote_timeout.0,
+                        self.ingesters[m].push(request),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "timed out after {} (-distributor.remote-timeout)",
+                            self.config.remote_timeout
+                        ))
+                    });
+                    (m, result)
+                }
+            });
+        let results = futures::future::join_all(calls).await;
+
+        let mut acked = vec![false; members];
+        let mut failures = Vec::new();
+        let mut ingester_errors: HashMap<String, (String, usize)> = HashMap::new();
+        for (m, result) in results {
+            match result {
+                Ok(response) => {
+                    self.ring.report_success(m);
+                    acked[m] = true;
+                    for e in response.errors {
+                        let entry = ingester_errors.entry(e.reason).or_insert((e.message, 0));
+                        entry.1 = entry.1.max(e.count as usize);
+                    }
+                }
+                Err(e) => {
+                    if !e.starts_with("skipped") {
+                        self.ring.report_failure(m, &e);
+                    }
+                    failures.push(format!(
+                        "{} ({}): {e}",
+                        self.ring.members()[m].id,
+                        self.ring.members()[m].addr
+                    ));
+                }
+            }
+        }
+        let quorum = self.ring.quorum();
+        let short: usize = replicas_of
+            .iter()
+            .filter(|r| r.iter().filter(|m| acked[**m]).count() < quorum)
+            .count();
+        if short > 0 {
+            return Err(PushError::Replication(format!(
+                "failed pushing to ingesters for tenant {tenant}: {short} of {} series reached fewer than {quorum} of {} replicas (replication factor {}, -ingester.ring.replication-factor); errors: {}",
+                replicas_of.len(), self.ring.replication_factor(), self.ring.replication_factor(), failures.join("; "))));
+        }
+        rejected.extend(ingester_errors.into_values());
+        rejected.sort();
+        outcome.accepted_series = replicas_of.len();
+        outcome.rejected = rejected
+            .into_iter()
+            .map(|(msg, n)| {
+                if n > 1 {
+                    format!(
+                        "{msg} (and {} more samples rejected for the same reason)",
+                        n - 1
+                    )
+                } else {
+                    msg
+                }
+            })
+            .collect();
+        Ok(outcome)
+    }
+
+    pub fn multitenancy_enabled(&self) -> bool {
+        self.multitenancy_enabled
+    }
+
+    pub fn max_recv_msg_size(&self) -> usize {
+        self.config.max_recv_msg_size
+    }
+
+    pub(crate) fn observe(&self, code: u16, seconds: f64) {
+        let code = code.to_string();
+        self.metrics
+            .requests
+            .with_label_values(&[code.as_str()])
+            .inc();
+        self.metrics
+            .push_duration
+            .with_label_values(&[code.as_str()])
+            .observe(seconds);
+    }
+}

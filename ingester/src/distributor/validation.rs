@@ -1,0 +1,332 @@
+//! Series validation, as Prometheus and Mimir do it, before anything is replicated.
+//!
+//! A series that breaks a rule is rejected alone: the caller writes the request's other
+//! series and answers 400 with the first error of each kind. Every message names the series,
+//! the rule, a stable error id and the flag that governs it.
+
+use strata_shared::labels::{Label, Labels, METRIC_NAME};
+use strata_shared::limits::LimitsConfig;
+use strata_shared::proto::prometheus::{Sample, TimeSeries};
+
+/// A rejected series or sample: the discard reason (metric label) and the message for the sender.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationError {
+    /// Reason label of `strata_discarded_samples_total`.
+    pub reason: &'static str,
+    pub message: String,
+    /// Samples this error discarded.
+    pub samples: usize,
+}
+
+/// A series that passed validation: sorted labels without empty values, samples in range.
+#[derive(Debug)]
+pub struct ValidSeries {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Text of a series for error messages, from the raw (possibly invalid) protobuf labels.
+fn describe(labels: &[strata_shared::proto::prometheus::Label]) -> String {
+    let name = labels
+        .iter()
+        .find(|l| l.name == METRIC_NAME)
+        .map(|l| l.value.as_str())
+        .unwrap_or("");
+    let rest: Vec<String> = labels
+        .iter()
+        .filter(|l| l.name != METRIC_NAME)
+        .map(|l| format!("{}={:?}", l.name, l.value))
+        .collect();
+    let text = format!("{name}{{{}}}", rest.join(", "));
+    if text.len() > 256 {
+        let cut = (0..=256)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        format!("{}...", &text[..cut])
+    } else {
+        text
+    }
+}
+
+fn reject(reason: &'static str, samples: usize, message: String) -> ValidationError {
+    ValidationError {
+        reason,
+        message,
+        samples,
+    }
+}
+
+/// Validates one series. `now_ms` is the distributor's clock, for the grace periods.
+/// Returns the valid series (possibly with some samples removed) and the errors met.
+pub fn validate_series(
+    series: TimeSeries,
+    limits: &LimitsConfig,
+    now_ms: i64,
+) -> (Option<ValidSeries>, Vec<ValidationError>) {
+    let n = series.samples.len();
+    let raw = &series.labels;
+    let mut errors = Vec::new();
+
+    let name = raw
+        .iter()
+        .find(|l| l.name == METRIC_NAME)
+        .map(|l| l.value.as_str());
+    match name {
+        None | Some("") => {
+            return (None, vec![reject("missing_metric_name", n, format!(
+                "received a series without a metric name: {} (err-strata-missing-metric-name)", describe(raw)))]);
+        }
+        Some(name) if !is_metric_name(name) => {
+            return (None, vec![reject("metric_name_invalid", n, format!(
+                "received a series with an invalid metric name {name:?}: metric names must match [a-zA-Z_:][a-zA-Z0-9_:]* (err-strata-metric-name-invalid); series: {}", describe(raw)))]);
+        }
+        Some(_) => {}
+    }
+
+    let non_empty: Vec<&strata_shared::proto::prometheus::Label> =
+        raw.iter().filter(|l| !l.value.is_empty()).collect();
+    if non_empty.len() > limits.max_label_names_per_series {
+        return (None, vec![reject("max_label_names_per_series", n, format!(
+            "received a series whose number of labels ({}) exceeds the limit of {} (err-strata-max-label-names-per-series); to adjust it, configure -validation.max-label-names-per-series; series: {}",
+            non_empty.len(), limits.max_label_names_per_series, describe(raw)))]);
+    }
+    let mut previous: Option<&str> = None;
+    for label in raw {
+        if let Some(prev) = previous {
+            if prev == label.name {
+                return (None, vec![reject("duplicate_label_names", n, format!(
+                    "received a series with duplicate label name {:?} (err-strata-duplicate-label-names); series: {}", label.name, describe(raw)))]);
+            }
+            if prev > label.name.as_str() {
+                return (None, vec![reject("labels_not_sorted", n, format!(
+                    "received a series where the label names are not sorted: {:?} comes after {prev:?} (err-strata-labels-not-sorted); series: {}", label.name, describe(raw)))]);
+            }
+        }
+        previous = Some(&label.name);
+        if label.name != METRIC_NAME && !is_label_name(&label.name) {
+            return (None, vec![reject("label_invalid", n, format!(
+                "received a series with an invalid label name {:?}: label names must match [a-zA-Z_][a-zA-Z0-9_]* (err-strata-label-invalid); series: {}", label.name, describe(raw)))]);
+        }
+        if label.name.len() > limits.max_label_name_length {
+            return (None, vec![reject("label_name_too_long", n, format!(
+                "received a series whose label name length ({}) exceeds the limit of {} (err-strata-label-name-too-long); to adjust it, configure -validation.max-length-label-name; label: {:?}; series: {}",
+                label.name.len(), limits.max_label_name_length, label.name, describe(raw)))]);
+        }
+        if label.value.len() > limits.max_label_value_length {
+            return (None, vec![reject("label_value_too_long", n, format!(
+                "received a series whose label value length ({}) exceeds the limit of {} (err-strata-label-value-too-long); to adjust it, configure -validation.max-length-label-value; label: {:?}; series: {}",
+                label.value.len(), limits.max_label_value_length, label.name, describe(raw)))]);
+        }
+    }
+
+    let max_ts = now_ms.saturating_add(limits.creation_grace_period.as_millis_i64());
+    let min_ts = if limits.past_grace_period.0.is_zero() {
+        i64::MIN
+    } else {
+        now_ms.saturating_sub(limits.past_grace_period.as_millis_i64())
+    };
+    let mut samples = series.samples;
+    let before = samples.len();
+    let mut first_future = None;
+    let mut first_past = None;
+    samples.retain(|s| {
+        if s.timestamp > max_ts {
+            first_future.get_or_insert(s.timestamp);
+            false
+        } else if s.timestamp < min_ts {
+            first_past.get_or_insert(s.timestamp);
+            false
+        } else {
+            true
+        }
+    });
+    let dropped = before - samples.len();
+    if let Some(ts) = first_future {
+        errors.push(reject("too_far_in_future", dropped, format!(
+            "received a sample whose timestamp is too far in the future, timestamp: {ts} ({}) (err-strata-too-far-in-future); the limit is now + {}; to adjust it, configure -validation.create-grace-period; series: {}",
+            format_ms(ts), limits.creation_grace_period, describe(raw))));
+    } else if let Some(ts) = first_past {
+        errors.push(reject("too_far_in_past", dropped, format!(
+            "received a sample whose timestamp is too far in the past, timestamp: {ts} ({}) (err-strata-too-far-in-past); the limit is now - {}; to adjust it, configure -validation.past-grace-period; series: {}",
+            format_ms(ts), limits.past_grace_period, describe(raw))));
+    }
+    if samples.is_empty() {
+        return (None, errors);
+    }
+    let labels = Labels::from_sorted(
+        raw.iter()
+            .filter(|l| !l.value.is_empty())
+            .map(|l| Label::new(l.name.clone(), l.value.clone()))
+            .collect(),
+    );
+    (Some(ValidSeries { labels, samples }), errors)
+}
+
+/// RFC 3339 text of a millisecond timestamp, for error messages.
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_shared::proto::prometheus::Label as PbLabel;
+
+    fn limits() -> LimitsConfig {
+        LimitsConfig {
+            max_label_names_per_series: 4,
+            max_label_name_length: 10,
+            max_label_value_length: 10,
+            creation_grace_period: "10m".parse().unwrap(),
+            past_grace_period: "0".parse().unwrap(),
+        }
+    }
+
+    fn series(labels: &[(&str, &str)], ts: &[i64]) -> TimeSeries {
+        TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| PbLabel {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: ts
+                .iter()
+                .map(|t| Sample {
+                    value: 1.0,
+                    timestamp: *t,
+                })
+                .collect(),
+            exemplars: vec![],
+        }
+    }
+
+    /// (labels, expected reason or None for valid)
+    #[test]
+    fn rules_table() {
+        let now = 1_700_000_000_000;
+        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+            (&[("__name__", "up"), ("job", "a")], None),
+            (&[("job", "a")], Some("missing_metric_name")),
+            (&[("__name__", "")], Some("missing_metric_name")),
+            (&[("__name__", "1up")], Some("metric_name_invalid")),
+            (
+                &[("__name__", "up"), ("bad-name", "x")],
+                Some("label_invalid"),
+            ),
+            (
+                &[("__name__", "up"), ("job", "a"), ("job", "b")],
+                Some("duplicate_label_names"),
+            ),
+            (
+                &[("job", "a"), ("__name__", "up")],
+                Some("labels_not_sorted"),
+            ),
+            (
+                &[("__name__", "up"), ("averyveryverylongname", "x")],
+                Some("label_name_too_long"),
+            ),
+            (
+                &[("__name__", "up"), ("a", "12345678901")],
+                Some("label_value_too_long"),
+            ),
+            (
+                &[
+                    ("__name__", "up"),
+                    ("a", "1"),
+                    ("b", "1"),
+                    ("c", "1"),
+                    ("d", "1"),
+                ],
+                Some("max_label_names_per_series"),
+            ),
+            (
+                &[("__name__", "up"), ("a", "1"), ("b", ""), ("c", "1")],
+                None,
+            ),
+        ];
+        for (labels, want) in cases {
+            let (valid, errors) = validate_series(series(labels, &[now]), &limits(), now);
+            match want {
+                None => {
+                    assert!(errors.is_empty(), "{labels:?}: {errors:?}");
+                    assert!(valid.is_some());
+                }
+                Some(reason) => {
+                    assert!(valid.is_none(), "{labels:?}");
+                    assert_eq!(
+                        errors[0].reason, *reason,
+                        "{labels:?}: {}",
+                        errors[0].message
+                    );
+                    assert!(errors[0].message.contains("err-strata-"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_values_are_dropped_and_future_samples_rejected() {
+        let now = 1_700_000_000_000;
+        let s = series(
+            &[("__name__", "up"), ("empty", ""), ("job", "a")],
+            &[now, now + 3_600_000],
+        );
+        let (valid, errors) = validate_series(s, &limits(), now);
+        let valid = valid.unwrap();
+        assert_eq!(valid.labels.len(), 2);
+        assert_eq!(valid.samples.len(), 1);
+        assert_eq!(errors[0].reason, "too_far_in_future");
+        assert!(
+            errors[0]
+                .message
+                .contains("-validation.create-grace-period"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn formats_timestamps() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,373 @@
+//! The in-memory head of one tenant: every active series and its samples not yet cut into
+//! a block.
+//!
+//! Appends follow Prometheus' rules per series: a sample older than the series' newest is
+//! "out of order", the same timestamp with other value bits is "duplicate sample for
+//! timestamp", the same timestamp and bits is accepted silently (a retried push), and a
+//! sample below the head's lower bound is "out of bounds".
+
+use std::collections::HashMap;
+
+use strata_shared::labels::{Label, Labels};
+use strata_shared::proto::prometheus::{self as pb};
+
+/// How far behind the newest sample a sample may still be appended, as Prometheus' head
+/// (half the block range).
+pub const APPENDABLE_WINDOW_MS: i64 = 3_600_000;
+
+/// Why a sample was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AppendError {
+    OutOfOrder,
+    Duplicate,
+    OutOfBounds,
+}
+
+impl AppendError {
+    /// The reason label of `strata_discarded_samples_total`, as Mimir names it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::OutOfOrder => "sample-out-of-order",
+            Self::Duplicate => "new-value-for-timestamp",
+            Self::OutOfBounds => "sample-out-of-bounds",
+        }
+    }
+
+    /// Message naming the series and the timestamp, Prometheus' meaning first.
+    pub fn message(self, labels: &Labels, timestamp: i64, lower_bound: i64) -> String {
+        let when = crate::distributor::validation::format_ms(timestamp);
+        match self {
+            Self::OutOfOrder => format!(
+                "out of order sample: the sample has been rejected because another sample with a more recent timestamp has already been ingested and out-of-order samples are not allowed (err-strata-sample-out-of-order). The affected sample has timestamp {when} ({timestamp}) and is from series {labels}"),
+            Self::Duplicate => format!(
+                "duplicate sample for timestamp: the sample has been rejected because another sample with the same timestamp, but a different value, has already been ingested (err-strata-sample-duplicate-timestamp). The affected sample has timestamp {when} ({timestamp}) and is from series {labels}"),
+            Self::OutOfBounds => format!(
+                "out of bounds: the sample has been rejected because its timestamp is older than the head's lower bound {} ({lower_bound}) (err-strata-sample-timestamp-too-old). The affected sample has timestamp {when} ({timestamp}) and is from series {labels}",
+                crate::distributor::validation::format_ms(lower_bound)),
+        }
+    }
+}
+
+/// One series in the head.
+#[derive(Debug)]
+pub struct HeadSeries {
+    pub labels: Labels,
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f64>,
+    /// Newest timestamp and value ever appended, kept after a cut for the ordering checks.
+    last_timestamp: i64,
+    last_value_bits: u64,
+}
+
+/// Outcome of appending one series' samples.
+#[derive(Debug, Default)]
+pub struct SeriesAppend {
+    /// Samples actually added (what goes to the WAL).
+    pub accepted: Vec<pb::Sample>,
+    /// Samples equal to the newest one, accepted without being stored again.
+    pub duplicates_ignored: usize,
+    /// First refusal, its sample timestamp, and how many samples were refused.
+    pub rejected: Option<(AppendError, i64, usize)>,
+}
+
+/// The head of one tenant.
+#[derive(Debug, Default)]
+pub struct TenantHead {
+    by_hash: HashMap<u64, Vec<usize>>,
+    series: Vec<Option<HeadSeries>>,
+    free: Vec<usize>,
+    active: usize,
+    samples: usize,
+    /// Everything below this has been cut into blocks.
+    pub cut_boundary: i64,
+    /// Newest sample timestamp ever appended (i64::MIN when none).
+    pub max_time: i64,
+}
+
+/// Samples cut out of the head for one block range.
+#[derive(Debug)]
+pub struct CutSeries {
+    pub labels: Labels,
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f64>,
+}
+
+impl TenantHead {
+    pub fn new() -> Self {
+        Self {
+            cut_boundary: i64::MIN,
+            max_time: i64::MIN,
+            ..Default::default()
+        }
+    }
+
+    /// Oldest timestamp accepted now.
+    pub fn lower_bound(&self) -> i64 {
+        self.cut_boundary
+            .max(self.max_time.saturating_sub(APPENDABLE_WINDOW_MS))
+    }
+
+    pub fn active_series(&self) -> usize {
+        self.active
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.samples
+    }
+
+    fn find_or_create(&mut self, labels: &Labels) -> usize {
+        let hash = labels.stable_hash();
+        if let Some(ids) = self.by_hash.get(&hash) {
+            for &id in ids {
+                if matches!(&self.series[id], Some(s) if &s.labels == labels) {
+                    return id;
+                }
+            }
+        }
+        let series = HeadSeries {
+            labels: labels.clone(),
+            timestamps: Vec::new(),
+            values: Vec::new(),
+            last_timestamp: i64::MIN,
+            last_value_bits: 0,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.series[id] = Some(series);
+                id
+            }
+            None => {
+                self.series.push(Some(series));
+                self.series.len() - 1
+            }
+        };
+        self.by_hash.entry(hash).or_default().push(id);
+        self.active += 1;
+        id
+    }
+
+    /// Appends samples (in the order given) to the series with these labels.
+    pub fn append(&mut self, labels: &Labels, samples: &[pb::Sample]) -> SeriesAppend {
+        let mut out = SeriesAppend::default();
+        let lower = self.lower_bound();
+        // Samples all below the bound create no series.
+        if samples.iter().all(|s| s.timestamp < lower) {
+            if let Some(first) = samples.first() {
+                out.rejected = Some((AppendError::OutOfBounds, first.timestamp, samples.len()));
+            }
+            return out;
+        }
+        let id = self.find_or_create(labels);
+        let mut max_time = self.max_time;
+        let Some(series) = self.series[id].as_mut() else {
+            return out;
+        };
+        for sample in samples {
+            let bits = sample.value.to_bits();
+            let error = if sample.timestamp < lower {
+                Some(AppendError::OutOfBounds)
+            } else if series.last_timestamp != i64::MIN && sample.timestamp < series.last_timestamp
+            {
+                Some(AppendError::OutOfOrder)
+            } else if sample.timestamp == series.last_timestamp {
+                if bits == series.last_value_bits {
+                    out.duplicates_ignored += 1;
+                    continue;
+                }
+                Some(AppendError::Duplicate)
+            } else {
+                None
+            };
+            match error {
+                Some(e) => match &mut out.rejected {
+                    Some((_, _, count)) => *count += 1,
+                    None => out.rejected = Some((e, sample.timestamp, 1)),
+                },
+                None => {
+                    series.timestamps.push(sample.timestamp);
+                    series.values.push(sample.value);
+                    series.last_timestamp = sample.timestamp;
+                    series.last_value_bits = bits;
+                    max_time = max_time.max(sample.timestamp);
+                    out.accepted.push(*sample);
+                }
+            }
+        }
+        self.samples += out.accepted.len();
+        self.max_time = max_time;
+        out
+    }
+
+    /// Removes and returns every sample older than `before`, grouped per series. Series left
+    /// with no samples whose newest sample is older than `before` are dropped from the head.
+    pub fn cut_before(&mut self, before: i64) -> Vec<CutSeries> {
+        let mut out = Vec::new();
+        for id in 0..self.series.len() {
+            let Some(series) = self.series[id].as_mut() else {
+                continue;
+            };
+            let n = series.timestamps.partition_point(|t| *t < before);
+            if n > 0 {
+                let timestamps: Vec<i64> = series.timestamps.drain(..n).collect();
+                let values: Vec<f64> = series.values.drain(..n).collect();
+                series.timestamps.shrink_to_fit();
+                series.values.shrink_to_fit();
+                self.samples -= n;
+                out.push(CutSeries {
+                    labels: series.labels.clone(),
+                    timestamps,
+                    values,
+                });
+            }
+            if series.timestamps.is_empty() && series.last_timestamp < before {
+                let hash = series.labels.stable_hash();
+                self.series[id] = None;
+                self.free.push(id);
+                self.active -= 1;
+                if let Some(ids) = self.by_hash.get_mut(&hash) {
+                    ids.retain(|x| *x != id);
+                    if ids.is_empty() {
+                        self.by_hash.remove(&hash);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Oldest sample timestamp in the head, if any.
+    pub fn min_time(&self) -> Option<i64> {
+        self.series
+            .iter()
+            .flatten()
+            .filter_map(|s| s.timestamps.first().copied())
+            .min()
+    }
+
+    /// The head's content as remote-write series, for a WAL checkpoint. Series without
+    /// samples are kept (with their newest sample) so ordering checks survive a restart.
+    pub fn snapshot(&self) -> Vec<pb::TimeSeries> {
+        self.series
+            .iter()
+            .flatten()
+            .map(|s| {
+                let samples = if s.timestamps.is_empty() {
+                    Vec::new()
+                } else {
+                    s.timestamps
+                        .iter()
+                        .zip(&s.values)
+                        .map(|(t, v)| pb::Sample {
+                            timestamp: *t,
+                            value: *v,
+                        })
+                        .collect()
+                };
+                pb::TimeSeries {
+                    labels: to_proto_labels(&s.labels),
+                    samples,
+                    exemplars: Vec::new(),
+                }
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect()
+    }
+
+    /// Approximate heap bytes of the head, for the bytes-per-series figure.
+    pub fn heap_bytes(&self) -> usize {
+        let series: usize = self
+            .series
+            .iter()
+            .flatten()
+            .map(|s| {
+                std::mem::size_of::<HeadSeries>()
+                    + s.labels.heap_bytes()
+                    + s.timestamps.capacity() * 8
+                    + s.values.capacity() * 8
+            })
+            .sum();
+        series
+            + self.series.capacity() * std::mem::size_of::<Option<HeadSeries>>()
+            + self.by_hash.capacity() * (8 + 24 + 8)
+    }
+}
+
+/// Label set to protobuf labels.
+pub fn to_proto_labels(labels: &Labels) -> Vec<pb::Label> {
+    labels
+        .iter()
+        .map(|l| pb::Label {
+            name: l.name.clone(),
+            value: l.value.clone(),
+        })
+        .collect()
+}
+
+/// Protobuf labels (already validated: sorted, unique, no empty values) to a label set.
+pub fn from_proto_labels(labels: &[pb::Label]) -> Labels {
+    Labels::from_pairs(
+        labels
+            .iter()
+            .filter(|l| !l.value.is_empty())
+            .map(|l| (l.name.clone(), l.value.clone())),
+    )
+}
+
+#[allow(dead_code)]
+fn _assert_label_type(_: Label) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: i64, v: f64) -> pb::Sample {
+        pb::Sample {
+            timestamp: t,
+            value: v,
+        }
+    }
+
+    #[test]
+    fn prometheus_append_rules() {
+        let mut head = TenantHead::new();
+        let l = Labels::from_pairs([("__name__", "up")]);
+        let r = head.append(&l, &[s(1000, 1.0), s(2000, 2.0)]);
+        assert_eq!(r.accepted.len(), 2);
+        // Same timestamp, same value: silently accepted, not stored twice.
+        let r = head.append(&l, &[s(2000, 2.0)]);
+        assert!(r.rejected.is_none());
+        assert_eq!(r.duplicates_ignored, 1);
+        assert_eq!(head.sample_count(), 2);
+        // Same timestamp, other value.
+        let r = head.append(&l, &[s(2000, 3.0)]);
+        assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::Duplicate));
+        // Older.
+        let r = head.append(&l, &[s(1500, 3.0)]);
+        assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::OutOfOrder));
+        // NaN staleness marker bits compare as bits.
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        assert_eq!(head.append(&l, &[s(3000, stale)]).accepted.len(), 1);
+        assert_eq!(head.append(&l, &[s(3000, stale)]).duplicates_ignored, 1);
+        // Out of bounds: more than the appendable window behind the newest sample.
+        head.append(&l, &[s(10_000_000, 1.0)]);
+        let other = Labels::from_pairs([("__name__", "other")]);
+        let r = head.append(&other, &[s(1000, 1.0)]);
+        assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::OutOfBounds));
+        assert_eq!(head.active_series(), 1);
+    }
+
+    #[test]
+    fn cut_moves_samples_out_and_drops_idle_series() {
+        let mut head = TenantHead::new();
+        let a = Labels::from_pairs([("__name__", "a")]);
+        let b = Labels::from_pairs([("__name__", "b")]);
+        head.append(&a, &[s(1, 1.0), s(5, 5.0)]);
+        head.append(&b, &[s(2, 1.0)]);
+        let cut = head.cut_before(4);
+        assert_eq!(cut.len(), 2);
+        assert_eq!(head.active_series(), 1);
+        assert_eq!(head.sample_count(), 1);
+        assert_eq!(head.min_time(), Some(5));
+        assert_eq!(head.snapshot().len(), 1);
+    }
+}

@@ -1,0 +1,496 @@
+//! The ingester: WAL, per-tenant heads, block cutting and shipping.
+//!
+//! A push is appended to the tenant's head and enqueued to the WAL under the tenant's lock
+//! (so WAL order is append order), then acknowledged once the WAL has fsynced it. A
+//! background loop cuts closed 2h ranges into Parquet blocks written to a local `shipping/`
+//! directory, and the [`shipper`] uploads them, `meta.json` last. The WAL is checkpointed
+//! (truncated) only when nothing is left to ship.
+
+pub mod grpc;
+pub mod head;
+pub mod http;
+pub mod metrics;
+pub mod shipper;
+pub mod wal;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use object_store::ObjectStore;
+use prost::Message;
+use strata_shared::block::{encode_block, BlockDescriptor, SeriesSamples};
+use strata_shared::metrics::DiscardedSamples;
+use strata_shared::proto::ingester::{PushRequest, PushResponse, SampleError};
+use strata_shared::storage::TsdbConfig;
+use tokio::sync::{Mutex, RwLock};
+
+use self::head::{from_proto_labels, CutSeries, TenantHead};
+use self::metrics::IngesterMetrics;
+use self::shipper::Shipper;
+use self::wal::{Wal, WalMetrics, WalOptions};
+
+/// Records per WAL checkpoint record: bounds the size of one record.
+const CHECKPOINT_SERIES_PER_RECORD: usize = 1000;
+
+/// Errors of the ingester that are not about one sample.
+#[derive(Debug, thiserror::Error)]
+pub enum IngesterError {
+    #[error("WAL write failed, the push is not acknowledged: {0}")]
+    Wal(#[from] wal::WalError),
+    #[error("cannot encode block for tenant {tenant}: {message}")]
+    Block { tenant: String, message: String },
+    #[error("local block storage under {dir}: {source}")]
+    Local {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the ingester is shutting down")]
+    Stopping,
+}
+
+#[derive(Debug)]
+struct Tenant {
+    head: TenantHead,
+    last_append: Instant,
+}
+
+/// One ingester.
+#[derive(Debug)]
+pub struct Ingester {
+    id: String,
+    config: TsdbConfig,
+    wal: Wal,
+    tenants: RwLock<HashMap<String, Arc<Mutex<Tenant>>>>,
+    /// Serialises cutting and WAL checkpoints, so a checkpoint never races a cut.
+    cut_lock: Mutex<()>,
+    shipper: Arc<Shipper>,
+    metrics: IngesterMetrics,
+    discarded: DiscardedSamples,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Ingester {
+    /// Opens the WAL under `<tsdb.dir>/wal`, replays it into the heads, and starts shipping
+    /// any block left in `<tsdb.dir>/shipping` by a previous run.
+    pub async fn open(
+        id: String,
+        config: TsdbConfig,
+        store: Arc<dyn ObjectStore>,
+        registry: &prometheus::Registry,
+        discarded: DiscardedSamples,
+    ) -> anyhow::Result<Arc<Self>> {
+        let dir = PathBuf::from(&config.dir);
+        let wal_dir = dir.join("wal");
+        let started = Instant::now();
+        let (wal, records) = Wal::open(
+            &wal_dir,
+            WalOptions {
+                segment_size_bytes: config.wal_segment_size_bytes,
+                ..WalOptions::default()
+            },
+            WalMetrics::new(registry)?,
+        )
+        .await?;
+        let metrics = IngesterMetrics::new(registry)?;
+        let shipper = Shipper::new(
+            dir.join("shipping"),
+            store,
+            metrics.clone(),
+            config.ship_interval.0,
+        );
+        let ingester = Arc::new(Self {
+            id,
+            config,
+            wal,
+            tenants: RwLock::new(HashMap::new()),
+            cut_lock: Mutex::new(()),
+            shipper,
+            metrics,
+            discarded,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        let mut replayed_samples = 0usize;
+        let record_count = records.len();
+        for (index, record) in records.into_iter().enumerate() {
+            match PushRequest::decode(record.as_slice()) {
+                Ok(request) => replayed_samples += ingester.replay(request).await,
+                Err(e) => {
+                    tracing::warn!(index, error = %e, "skipping undecodable WAL record");
+                }
+            }
+        }
+        tracing::info!(
+            records = record_count,
+            samples = replayed_samples,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "WAL replayed"
+        );
+        ingester.shipper.start();
+        ingester.update_head_metrics().await;
+        Ok(ingester)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn tenant(&self, tenant: &str) -> Arc<Mutex<Tenant>> {
+        if let Some(t) = self.tenants.read().await.get(tenant) {
+            return t.clone();
+        }
+        self.tenants
+            .write()
+            .await
+            .entry(tenant.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Tenant {
+                    head: TenantHead::new(),
+                    last_append: Instant::now(),
+                }))
+            })
+            .clone()
+    }
+
+    async fn replay(&self, request: PushRequest) -> usize {
+        let tenant = self.tenant(&request.tenant).await;
+        let mut tenant = tenant.lock().await;
+        let mut accepted = 0;
+        for series in &request.timeseries {
+            let labels = from_proto_labels(&series.labels);
+            accepted += tenant.head.append(&labels, &series.samples).accepted.len();
+        }
+        accepted
+    }
+
+    /// Appends a push to the head and the WAL; returns once the WAL holds it.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %request.tenant, series = request.timeseries.len()))]
+    pub async fn push(&self, request: PushRequest) -> Result<PushResponse, IngesterError> {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(IngesterError::Stopping);
+        }
+        let tenant_id = request.tenant.clone();
+        let tenant = self.tenant(&tenant_id).await;
+        let mut errors: HashMap<&'static str, SampleError> = HashMap::new();
+        let mut accepted_samples = 0u64;
+        let wal_done = {
+            let mut tenant = tenant.lock().await;
+            tenant.last_append = Instant::now();
+            let mut record = PushRequest {
+                tenant: tenant_id.clone(),
+                timeseries: Vec::with_capacity(request.timeseries.len()),
+            };
+            for series in request.timeseries {
+                let labels = from_proto_labels(&series.labels);
+                let lower = tenant.head.lower_bound();
+                let result = tenant.head.append(&labels, &series.samples);
+                if let Some((error, timestamp, count)) = result.rejected {
+                    self.discarded.add(error.reason(), &tenant_id, count);
+                    errors
+                        .entry(error.reason())
+                        .and_modify(|e| e.count += count as u64)
+                        .or_insert_with(|| SampleError {
+                            reason: error.reason().to_string(),
+                            message: error.message(&labels, timestamp, lower),
+                            count: count as u64,
+                        });
+                }
+                accepted_samples += result.accepted.len() as u64;
+                if !result.accepted.is_empty() {
+                    record
+                        .timeseries
+                        .push(strata_shared::proto::prometheus::TimeSeries {
+                            labels: series.labels,
+                            samples: result.accepted,
+                            exemplars: Vec::new(),
+                        });
+                }
+            }
+            if record.timeseries.is_empty() {
+                None
+            } else {
+                Some(self.wal.append(record.encode_to_vec()))
+            }
+        };
+        if let Some(done) = wal_done {
+            done.await?;
+        }
+        self.metrics
+            .ingested_samples
+            .with_label_values(&[tenant_id.as_str()])
+            .inc_by(accepted_samples);
+        let mut errors: Vec<SampleError> = errors.into_values().collect();
+        errors.sort_by(|a, b| a.reason.cmp(&b.reason));
+        Ok(PushResponse {
+            errors,
+            accepted_samples,
+        })
+    }
+
+    fn range_ms(&self) -> i64 {
+        self.config.block_ranges_period.as_millis_i64().max(1)
+    }
+
+    /// Cuts every closed range that is due (see the `-blocks-storage.tsdb.block-cut-grace-period`
+    /// rule), or everything in the head when `everything` is set (flush).
+    pub async fn cut(&self, everything: bool) -> Result<usize, IngesterError> {
+        let _guard = self.cut_lock.lock().await;
+        let range = self.range_ms();
+        let grace = self.config.block_cut_grace_period.as_millis_i64();
+        let idle = self.config.head_compaction_idle_timeout.0;
+        let now = now_ms();
+        let tenants: Vec<(String, Arc<Mutex<Tenant>>)> = self
+            .tenants
+            .read()
+            .await
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut blocks = 0;
+        for (tenant_id, tenant) in tenants {
+            let cut = {
+                let mut tenant = tenant.lock().await;
+                let head = &mut tenant.head;
+                let Some(min_time) = head.min_time() else {
+                    continue;
+                };
+                let before = if everything {
+                    i64::MAX
+                } else {
+                    // The clock that says a range is closed: the newest sample, or the wall
+                    // clock once the tenant has gone idle.
+                    let mut clock = head.max_time;
+                    if tenant.last_append.elapsed() >= idle {
+                        clock = clock.max(now);
+                    }
+                    let closed_end = (clock - grace).div_euclid(range) * range;
+                    if closed_end <= min_time {
+                        continue;
+                    }
+                    closed_end
+                };
+                let cut = tenant.head.cut_before(before);
+                if before != i64::MAX {
+                    tenant.head.cut_boundary = tenant.head.cut_boundary.max(before);
+                }
+                cut
+            };
+            blocks += self.write_blocks(&tenant_id, cut, range)?;
+        }
+        if blocks > 0 {
+            self.shipper.notify();
+        }
+        self.update_head_metrics().await;
+        Ok(blocks)
+    }
+
+    /// Splits cut series by block range and writes one local block per range.
+    fn write_blocks(
+        &self,
+        tenant: &str,
+        cut: Vec<CutSeries>,
+        range: i64,
+    ) -> Result<usize, IngesterError> {
+        let mut by_range: std::collections::BTreeMap<i64, Vec<SeriesSamples>> = Default::default();
+        for series in cut {
+            let mut start = 0;
+            while start < series.timestamps.len() {
+                let block_start = series.timestamps[start].div_euclid(range) * range;
+                let end = series.timestamps[start..].partition_point(|t| *t < block_start + range)
+                    + start;
+                by_range
+                    .entry(block_start)
+                    .or_default()
+                    .push(SeriesSamples {
+                        labels: series.labels.clone(),
+                        timestamps: series.timestamps[start..end].to_vec(),
+                        values: series.values[start..end].to_vec(),
+                    });
+                start = end;
+            }
+        }
+        let mut written = 0;
+        for (block_start, series) in by_range {
+            let min_time = series
+                .iter()
+                .filter_map(|s| s.timestamps.first())
+                .min()
+                .copied()
+                .unwrap_or(block_start);
+            let max_time = series
+                .iter()
+                .filter_map(|s| s.timestamps.last())
+                .max()
+                .copied()
+                .unwrap_or(block_start)
+                + 1;
+            let descriptor = BlockDescriptor {
+                ulid: ulid::Ulid::generate(),
+                tenant: tenant.to_string(),
+                min_time,
+                max_time,
+                source_ingester: self.id.clone(),
+            };
+            let encoded = encode_block(&descriptor, series).map_err(|e| IngesterError::Block {
+                tenant: tenant.to_string(),
+                message: e.to_string(),
+            })?;
+            self.shipper.write_local(tenant, &encoded)?;
+            self.metrics.blocks_cut.inc();
+            tracing::info!(
+                tenant,
+                block = %descriptor.ulid,
+                min_time,
+                max_time,
+                series = encoded.meta.stats.num_series,
+                samples = encoded.meta.stats.num_samples,
+                "cut block"
+            );
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// Truncates the WAL once every cut block is shipped: rotate, then checkpoint what the
+    /// heads hold, then drop the older segments.
+    pub async fn checkpoint_if_shipped(&self) -> Result<bool, IngesterError> {
+        let _guard = self.cut_lock.lock().await;
+        if self.shipper.pending() > 0 {
+            return Ok(false);
+        }
+        let upto = self.wal.rotate().await?;
+        let tenants: Vec<(String, Arc<Mutex<Tenant>>)> = self
+            .tenants
+            .read()
+            .await
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut records = Vec::new();
+        for (tenant_id, tenant) in tenants {
+            let snapshot = tenant.lock().await.head.snapshot();
+            for chunk in snapshot.chunks(CHECKPOINT_SERIES_PER_RECORD) {
+                records.push(
+                    PushRequest {
+                        tenant: tenant_id.clone(),
+                        timeseries: chunk.to_vec(),
+                    }
+                    .encode_to_vec(),
+                );
+            }
+        }
+        self.wal.checkpoint(upto, records).await?;
+        Ok(true)
+    }
+
+    /// Cuts everything in the head and, with `wait`, returns once it is all uploaded.
+    pub async fn flush(&self, wait: Option<Duration>) -> Result<usize, IngesterError> {
+        let blocks = self.cut(true).await?;
+        if let Some(timeout) = wait {
+            self.shipper.wait_idle(timeout).await;
+            if self.shipper.pending() == 0 {
+                self.checkpoint_if_shipped().await?;
+            }
+        }
+        Ok(blocks)
+    }
+
+    /// Blocks cut but not yet uploaded.
+    pub fn pending_blocks(&self) -> usize {
+        self.shipper.pending()
+    }
+
+    /// Runs the periodic cut / checkpoint loop until the process stops.
+    pub fn start_background(self: &Arc<Self>) {
+        let ingester = self.clone();
+        let interval = self
+            .config
+            .head_compaction_interval
+            .0
+            .max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match ingester.cut(false).await {
+                    Ok(n) if n > 0 => {
+                        ingester.shipper.wait_idle(interval).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "cutting blocks failed; will retry"),
+                }
+                if ingester.wal.disk_bytes() > 0
+                    && ingester.shipper.pending() == 0
+                    && ingester.needs_checkpoint()
+                {
+                    if let Err(e) = ingester.checkpoint_if_shipped().await {
+                        tracing::error!(error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            }
+        });
+    }
+
+    /// A checkpoint is worth it when blocks were shipped since the last one.
+    fn needs_checkpoint(&self) -> bool {
+        self.shipper.take_shipped_since_checkpoint()
+    }
+
+    /// Stops accepting pushes; ships what can be shipped within `timeout`; flushes the head
+    /// first when `-blocks-storage.tsdb.flush-blocks-on-shutdown` is set. The WAL keeps the rest.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if self.config.flush_blocks_on_shutdown {
+            if let Err(e) = self.cut(true).await {
+                tracing::error!(error = %e, "flush on shutdown failed; the WAL keeps the samples");
+            }
+        }
+        self.shipper.wait_idle(timeout).await;
+        if self.shipper.pending() > 0 {
+            tracing::warn!(pending = self.shipper.pending(), "shutting down with blocks not yet shipped; they are kept on local disk and shipped at the next start");
+        }
+        tracing::info!("ingester stopped");
+    }
+
+    async fn update_head_metrics(&self) {
+        let tenants = self.tenants.read().await;
+        let mut bytes = 0usize;
+        for (tenant_id, tenant) in tenants.iter() {
+            let tenant = tenant.lock().await;
+            self.metrics
+                .head_series
+                .with_label_values(&[tenant_id.as_str()])
+                .set(tenant.head.active_series() as i64);
+            bytes += tenant.head.heap_bytes();
+        }
+        self.metrics.head_bytes.set(bytes as i64);
+    }
+
+    /// Active series and approximate head bytes over all tenants.
+    pub async fn head_stats(&self) -> (usize, usize, usize) {
+        let tenants = self.tenants.read().await;
+        let (mut series, mut samples, mut bytes) = (0, 0, 0);
+        for tenant in tenants.values() {
+            let tenant = tenant.lock().await;
+            series += tenant.head.active_series();
+            samples += tenant.head.sample_count();
+            bytes += tenant.head.heap_bytes();
+        }
+        (series, samples, bytes)
+    }
+
+    pub fn local_dir(&self) -> &Path {
+        Path::new(&self.config.dir)
+    }
+}

@@ -1,0 +1,233 @@
+//! Ships cut blocks to object storage.
+//!
+//! A cut block is first written under `<tsdb.dir>/shipping/<tenant>/<block-id>/` with
+//! `meta.json` written last, so a directory without `meta.json` is an interrupted write
+//! (its samples are still in the WAL) and is removed at start. Uploads go file by file with
+//! `meta.json` last; failures are retried with exponential back-off up to
+//! `-blocks-storage.tsdb.ship-interval`, and the local copy is deleted only after the upload.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use strata_shared::block::{EncodedBlock, META_FILE};
+use tokio::sync::Notify;
+
+use super::metrics::IngesterMetrics;
+use super::IngesterError;
+
+/// The upload queue of one ingester.
+#[derive(Debug)]
+pub struct Shipper {
+    dir: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    metrics: IngesterMetrics,
+    max_backoff: Duration,
+    pending: AtomicUsize,
+    shipped_since_checkpoint: AtomicBool,
+    wake: Notify,
+    idle: Notify,
+}
+
+fn io_error(dir: &Path, source: std::io::Error) -> IngesterError {
+    IngesterError::Local {
+        dir: dir.to_path_buf(),
+        source,
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+impl Shipper {
+    pub fn new(
+        dir: PathBuf,
+        store: Arc<dyn ObjectStore>,
+        metrics: IngesterMetrics,
+        max_backoff: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            dir,
+            store,
+            metrics,
+            max_backoff: max_backoff.max(Duration::from_secs(1)),
+            pending: AtomicUsize::new(0),
+            shipped_since_checkpoint: AtomicBool::new(false),
+            wake: Notify::new(),
+            idle: Notify::new(),
+        })
+    }
+
+    /// Durably writes a cut block to the local shipping directory, `meta.json` last.
+    pub fn write_local(&self, tenant: &str, block: &EncodedBlock) -> Result<(), IngesterError> {
+        let dir = self.dir.join(tenant).join(&block.meta.ulid);
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        for (name, bytes) in &block.files {
+            write_synced(&dir.join(name), bytes).map_err(|e| io_error(&dir, e))?;
+        }
+        let meta = block
+            .meta
+            .to_json_bytes()
+            .map_err(|e| IngesterError::Block {
+                tenant: tenant.to_string(),
+                message: e.to_string(),
+            })?;
+        write_synced(&dir.join(META_FILE), &meta).map_err(|e| io_error(&dir, e))?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.metrics.blocks_pending_ship.set(self.pending() as i64);
+        Ok(())
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// True once after blocks were shipped: the WAL can then be checkpointed.
+    pub fn take_shipped_since_checkpoint(&self) -> bool {
+        self.shipped_since_checkpoint.swap(false, Ordering::SeqCst)
+    }
+
+    /// Waits until nothing is pending, or the timeout.
+    pub async fn wait_idle(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.pending() > 0 {
+            let idle = self.idle.notified();
+            if self.pending() == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Local blocks: (tenant, block id, dir) of every complete block; removes incomplete ones.
+    fn scan(&self) -> Vec<(String, String, PathBuf)> {
+        let mut out = Vec::new();
+        let Ok(tenants) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
+        for tenant in tenants.flatten() {
+            let Ok(blocks) = std::fs::read_dir(tenant.path()) else {
+                continue;
+            };
+            for block in blocks.flatten() {
+                let path = block.path();
+                if path.join(META_FILE).exists() {
+                    out.push((
+                        tenant.file_name().to_string_lossy().into_owned(),
+                        block.file_name().to_string_lossy().into_owned(),
+                        path,
+                    ));
+                } else {
+                    tracing::warn!(dir = %path.display(), "removing an incomplete local block (no meta.json); its samples are still in the WAL");
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    }
+
+    async fn upload(&self, tenant: &str, block_id: &str, dir: &Path) -> Result<(), String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| format!("reading {}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != META_FILE)
+            .collect();
+        names.sort();
+        names.push(META_FILE.to_string());
+        for name in names {
+            let bytes = tokio::fs::read(dir.join(&name))
+                .await
+                .map_err(|e| format!("reading {}/{name}: {e}", dir.display()))?;
+            let path = ObjectPath::from(format!("{tenant}/{block_id}/{name}"));
+            self.store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(|e| format!("uploading {path}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Starts the upload loop.
+    pub fn start(self: &Arc<Self>) {
+        let initial = self.scan().len();
+        self.pending.store(initial, Ordering::SeqCst);
+        self.metrics.blocks_pending_ship.set(initial as i64);
+        if initial > 0 {
+            tracing::info!(
+                blocks = initial,
+                "found local blocks from a previous run; shipping them"
+            );
+        }
+        let shipper = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let blocks = shipper.scan();
+                shipper.pending.store(blocks.len(), Ordering::SeqCst);
+                let mut failed = false;
+                for (tenant, block_id, dir) in blocks {
+                    let span =
+                        tracing::info_span!("ship_block", tenant = %tenant, block = %block_id);
+                    let _entered = span.enter();
+                    match shipper.upload(&tenant, &block_id, &dir).await {
+                        Ok(()) => {
+                            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                                tracing::error!(error = %e, dir = %dir.display(), "block shipped but its local copy could not be removed");
+                            }
+                            shipper.pending.fetch_sub(1, Ordering::SeqCst);
+                            shipper.metrics.blocks_shipped.inc();
+                            shipper
+                                .shipped_since_checkpoint
+                                .store(true, Ordering::SeqCst);
+                            tracing::info!("block shipped");
+                            backoff = Duration::from_secs(1);
+                        }
+                        Err(e) => {
+                            shipper.metrics.ship_failures.inc();
+                            tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "shipping block failed; the block stays on local disk and will be retried");
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                shipper
+                    .metrics
+                    .blocks_pending_ship
+                    .set(shipper.pending() as i64);
+                if shipper.pending() == 0 {
+                    shipper.idle.notify_waiters();
+                }
+                let wait = if failed {
+                    let w = backoff;
+                    backoff = (backoff * 2).min(shipper.max_backoff);
+                    w
+                } else {
+                    shipper.max_backoff
+                };
+                let _ = tokio::time::timeout(wait, shipper.wake.notified()).await;
+                if failed {
+                    // A new cut during back-off must not make the retry come sooner than planned.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test of Strata: formatting, clippy, unit tests and the end-to-end
+# tests. Installs the real peers the end-to-end tests need first: Prometheus 2.42 (Debian)
+# and s3s-fs (an S3 server, from crates.io).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if ! command -v prometheus >/dev/null 2>&1; then
+  echo "== installing prometheus (Debian package)"
+  as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends prometheus
+fi
+if ! command -v s3s-fs >/dev/null 2>&1; then
+  echo "== installing s3s-fs (S3 server for the S3 tests)"
+  # 0.14.1 is the newest release that builds with rustc 1.95.
+  cargo install s3s-fs --version 0.14.1 --locked --features binary
+fi
+
+echo "== rustfmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== tests"
+cargo test --workspace -- --nocapture --test-threads=2

@@ -1,0 +1,14 @@
+//! Generates the remote-write and ingester gRPC types from our own `.proto` files.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    std::env::set_var("PROTOC", protoc);
+    println!("cargo:rerun-if-changed=proto");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(
+            &["proto/remote_write.proto", "proto/ingester.proto"],
+            &["proto"],
+        )?;
+    Ok(())
+}

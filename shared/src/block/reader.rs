@@ -1,0 +1,285 @@
+//! Reads a whole block back into series. It trusts nothing: every join key, position and
+//! value column is checked, so a damaged or foreign file fails with an error that names it
+//! instead of producing wrong samples.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, Int8Type};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::codec::unscaled_value;
+use super::schema::{
+    column_label, FORMAT_KEY, NUM_SAMPLES, SCALE, SCRAPE, SERIES_ID, TIMESTAMP, TS_GROUP,
+    VALUE_FLOAT, VALUE_INT_DELTA,
+};
+use super::{BlockError, SeriesSamples, FORMAT, SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE};
+use crate::labels::Labels;
+
+/// Rows decoded at a time.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Reads every series of a block, in block order (metric name, then label set), bit-exactly
+/// as written. `files` maps file names to contents; `meta.json` may be present and is not
+/// needed.
+pub fn decode_block(files: &HashMap<String, Bytes>) -> Result<Vec<SeriesSamples>, BlockError> {
+    let (mut series, series_info) = read_series(file(files, SERIES_FILE)?)?;
+    let groups = read_timestamps(file(files, TIMESTAMPS_FILE)?)?;
+    read_samples(
+        file(files, SAMPLES_FILE)?,
+        &mut series,
+        &series_info,
+        &groups,
+    )?;
+    for (s, info) in series.iter().zip(&series_info) {
+        let count = s.values.len();
+        if count == 0 || info.num_samples.is_some_and(|n| n != count) {
+            return Err(BlockError::corrupt(
+                SAMPLES_FILE,
+                format!(
+                    "series {} has {count} samples, {SERIES_FILE} says {:?}",
+                    s.labels, info.num_samples
+                ),
+            ));
+        }
+    }
+    Ok(series)
+}
+
+/// What `series.parquet` says about a series besides its labels.
+#[derive(Debug)]
+struct SeriesInfo {
+    group: usize,
+    scale: Option<u8>,
+    num_samples: Option<usize>,
+}
+
+fn file<'a>(files: &'a HashMap<String, Bytes>, name: &str) -> Result<&'a Bytes, BlockError> {
+    files.get(name).ok_or_else(|| BlockError::MissingFile {
+        file: name.to_string(),
+    })
+}
+
+/// Calls `each` with every record batch of a data file, after checking it is one.
+fn for_each_batch(
+    name: &str,
+    bytes: &Bytes,
+    mut each: impl FnMut(&RecordBatch) -> Result<(), BlockError>,
+) -> Result<(), BlockError> {
+    let parquet_error = |what| {
+        move |source| BlockError::Parquet {
+            file: name.to_string(),
+            what,
+            source,
+        }
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        .map_err(parquet_error("reading the footer"))?;
+    let format = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == FORMAT_KEY))
+        .and_then(|kv| kv.value.as_deref());
+    if format != Some(FORMAT) {
+        return Err(BlockError::corrupt(
+            name,
+            format!("format is {format:?}, this reader knows {FORMAT:?}"),
+        ));
+    }
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(parquet_error("opening"))?;
+    for batch in reader {
+        let batch = batch.map_err(|source| BlockError::Arrow {
+            file: name.to_string(),
+            what: "decoding",
+            source,
+        })?;
+        each(&batch)?;
+    }
+    Ok(())
+}
+
+/// Column `name` of `batch` as `T`, cast if a reader hands it over in another type.
+fn primitive<T: ArrowPrimitiveType>(
+    file: &str,
+    batch: &RecordBatch,
+    name: &str,
+) -> Result<PrimitiveArray<T>, BlockError> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| BlockError::corrupt(file, format!("no column {name}")))?;
+    let array = cast(array, &T::DATA_TYPE).map_err(|source| BlockError::Arrow {
+        file: file.to_string(),
+        what: "converting a column",
+        source,
+    })?;
+    Ok(array.as_primitive::<T>().clone())
+}
+
+fn read_series(bytes: &Bytes) -> Result<(Vec<SeriesSamples>, Vec<SeriesInfo>), BlockError> {
+    let mut series = Vec::new();
+    let mut info = Vec::new();
+    for_each_batch(SERIES_FILE, bytes, |batch| {
+        let ids = primitive::<Int32Type>(SERIES_FILE, batch, SERIES_ID)?;
+        let groups = primitive::<Int32Type>(SERIES_FILE, batch, TS_GROUP)?;
+        let scales = primitive::<Int8Type>(SERIES_FILE, batch, SCALE)?;
+        let counts = batch
+            .column_by_name(NUM_SAMPLES)
+            .map(|_| primitive::<Int32Type>(SERIES_FILE, batch, NUM_SAMPLES))
+            .transpose()?;
+        let schema = batch.schema();
+        let mut labels: Vec<(&str, StringArray)> = Vec::new();
+        for (field, array) in schema.fields().iter().zip(batch.columns()) {
+            if let Some(label) = column_label(field.name()) {
+                let strings = cast(array, &DataType::Utf8).map_err(|source| BlockError::Arrow {
+                    file: SERIES_FILE.to_string(),
+                    what: "converting a label column",
+                    source,
+                })?;
+                labels.push((label, strings.as_string::<i32>().clone()));
+            }
+        }
+        for row in 0..batch.num_rows() {
+            if ids.is_null(row) || ids.value(row) as usize != series.len() {
+                return Err(BlockError::corrupt(
+                    SERIES_FILE,
+                    format!("row {} has series_id {:?}", series.len(), ids.value(row)),
+                ));
+            }
+            let pairs = labels
+                .iter()
+                .filter(|(_, values)| values.is_valid(row) && !values.value(row).is_empty())
+                .map(|(name, values)| (*name, values.value(row)));
+            let group = groups.value(row);
+            let scale = scales.is_valid(row).then(|| scales.value(row));
+            if group < 0 || groups.is_null(row) || scale.is_some_and(|s| s < 0) {
+                return Err(BlockError::corrupt(
+                    SERIES_FILE,
+                    format!("series_id {row}: ts_group {group}, scale {scale:?}"),
+                ));
+            }
+            series.push(SeriesSamples {
+                labels: Labels::from_pairs(pairs),
+                ..SeriesSamples::default()
+            });
+            info.push(SeriesInfo {
+                group: group as usize,
+                scale: scale.map(|s| s as u8),
+                num_samples: counts.as_ref().map(|c| c.value(row) as usize),
+            });
+        }
+        Ok(())
+    })?;
+    Ok((series, info))
+}
+
+fn read_timestamps(bytes: &Bytes) -> Result<Vec<Vec<i64>>, BlockError> {
+    let mut groups: Vec<Vec<i64>> = Vec::new();
+    for_each_batch(TIMESTAMPS_FILE, bytes, |batch| {
+        let group_ids = primitive::<Int32Type>(TIMESTAMPS_FILE, batch, TS_GROUP)?;
+        let scrapes = primitive::<Int32Type>(TIMESTAMPS_FILE, batch, SCRAPE)?;
+        let timestamps = primitive::<Int64Type>(TIMESTAMPS_FILE, batch, TIMESTAMP)?;
+        for row in 0..batch.num_rows() {
+            let (group, scrape, timestamp) = (
+                group_ids.value(row),
+                scrapes.value(row),
+                timestamps.value(row),
+            );
+            let group_index = usize::try_from(group).ok();
+            if group_index == Some(groups.len()) {
+                groups.push(Vec::new());
+            }
+            let count = groups.len();
+            let in_order = groups.last_mut().filter(|g| {
+                group_index == Some(count - 1)
+                    && usize::try_from(scrape).ok() == Some(g.len())
+                    && g.last().is_none_or(|&previous| previous < timestamp)
+            });
+            match in_order {
+                Some(g) => g.push(timestamp),
+                None => {
+                    return Err(BlockError::corrupt(
+                        TIMESTAMPS_FILE,
+                        format!(
+                            "row (ts_group {group}, scrape {scrape}, timestamp {timestamp}) out of order"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(groups)
+}
+
+fn read_samples(
+    bytes: &Bytes,
+    series: &mut [SeriesSamples],
+    info: &[SeriesInfo],
+    groups: &[Vec<i64>],
+) -> Result<(), BlockError> {
+    // Where the previous row was: samples must come by series, then by scrape.
+    let mut previous: Option<(usize, i32)> = None;
+    // The running sum of value_int_delta in the current series.
+    let mut integer = 0i64;
+    for_each_batch(SAMPLES_FILE, bytes, |batch| {
+        let ids = primitive::<Int32Type>(SAMPLES_FILE, batch, SERIES_ID)?;
+        let scrapes = primitive::<Int32Type>(SAMPLES_FILE, batch, SCRAPE)?;
+        let ints = primitive::<Int64Type>(SAMPLES_FILE, batch, VALUE_INT_DELTA)?;
+        let floats = primitive::<Float64Type>(SAMPLES_FILE, batch, VALUE_FLOAT)?;
+        for row in 0..batch.num_rows() {
+            let (id, scrape) = (ids.value(row) as usize, scrapes.value(row));
+            let corrupt = |reason: &str| {
+                BlockError::corrupt(
+                    SAMPLES_FILE,
+                    format!("row (series_id {id}, scrape {scrape}): {reason}"),
+                )
+            };
+            let in_order = match previous {
+                Some((previous_id, previous_scrape)) => {
+                    previous_id < id || (previous_id == id && previous_scrape < scrape)
+                }
+                None => true,
+            };
+            if !in_order {
+                return Err(corrupt("not sorted by (series_id, scrape)"));
+            }
+            if previous.is_none_or(|(previous_id, _)| previous_id != id) {
+                integer = 0;
+            }
+            previous = Some((id, scrape));
+            let (Some(s), Some(series_info)) = (series.get_mut(id), info.get(id)) else {
+                return Err(corrupt("no such series"));
+            };
+            let timestamp = groups
+                .get(series_info.group)
+                .and_then(|g| g.get(usize::try_from(scrape).ok()?))
+                .ok_or_else(|| corrupt("no such timestamp"))?;
+            let value = match (ints.is_valid(row), floats.is_valid(row)) {
+                (true, false) => {
+                    integer = integer
+                        .checked_add(ints.value(row))
+                        .ok_or_else(|| corrupt("value_int_delta overflows"))?;
+                    series_info
+                        .scale
+                        .and_then(|scale| unscaled_value(integer, scale))
+                        .ok_or_else(|| corrupt("value_int_delta in a series without a scale"))?
+                }
+                (false, true) => floats.value(row),
+                _ => {
+                    return Err(corrupt(
+                        "needs exactly one of value_int_delta and value_float",
+                    ))
+                }
+            };
+            s.timestamps.push(*timestamp);
+            s.values.push(value);
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,224 @@
+//! Column names, label-column naming and the Parquet settings every file of a block is written
+//! with: what the writer, the reader and `inspect` must agree on.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{Field, Schema};
+use bytes::Bytes;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::{BlockError, FORMAT};
+
+/// Row number in `series.parquet`, and the join key of `samples.parquet`.
+pub(crate) const SERIES_ID: &str = "series_id";
+/// The series' timestamp group, the join key of `timestamps.parquet`.
+pub(crate) const TS_GROUP: &str = "ts_group";
+/// The series' decimal scale: its integers are value × 10^scale. Null when every value of
+/// the series is a float.
+pub(crate) const SCALE: &str = "scale";
+/// Samples of the series, its first and its last timestamp: answer series queries for a time
+/// range without reading samples.
+pub(crate) const NUM_SAMPLES: &str = "num_samples";
+pub(crate) const MIN_TIME: &str = "min_time";
+pub(crate) const MAX_TIME: &str = "max_time";
+/// Position of a sample's timestamp in its group.
+pub(crate) const SCRAPE: &str = "scrape";
+pub(crate) const TIMESTAMP: &str = "timestamp";
+/// The sample's value × 10^scale minus that of the series' previous sample in this column
+/// (the first one: minus 0). Running sums give the integers back; stored as differences
+/// because they are small, and `BYTE_STREAM_SPLIT` + zstd then code them close to their
+/// entropy, with no penalty where one series ends and the next begins.
+pub(crate) const VALUE_INT_DELTA: &str = "value_int_delta";
+pub(crate) const VALUE_FLOAT: &str = "value_float";
+
+/// The columns of `series.parquet` that are not labels.
+pub(crate) const SERIES_COLUMNS: [&str; 6] =
+    [SERIES_ID, TS_GROUP, SCALE, NUM_SAMPLES, MIN_TIME, MAX_TIME];
+
+/// Prefix of a label column whose name would otherwise collide with a column above. Label
+/// names that start with it get one more, so the mapping stays reversible for any UTF-8 name.
+const LABEL_ESCAPE: char = '~';
+
+/// Key of the Parquet key-value metadata entry naming the format, in every data file.
+pub(crate) const FORMAT_KEY: &str = "strata.format";
+
+/// The column that holds label `name`: the name itself, unless that is taken.
+pub(crate) fn label_column(name: &str) -> Cow<'_, str> {
+    if SERIES_COLUMNS.contains(&name) || name.starts_with(LABEL_ESCAPE) {
+        Cow::Owned(format!("{LABEL_ESCAPE}{name}"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// The label a column of `series.parquet` holds, or `None` for the other columns.
+pub(crate) fn column_label(column: &str) -> Option<&str> {
+    if SERIES_COLUMNS.contains(&column) {
+        None
+    } else {
+        Some(column.strip_prefix(LABEL_ESCAPE).unwrap_or(column))
+    }
+}
+
+/// How a column is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ColumnEncoding {
+    /// Sorted or slowly changing integers.
+    Delta,
+    /// One stream per byte of the value, so zstd finds the repetitive high bytes (float
+    /// exponents, the zero high bytes of small differences) and entropy-codes the rest.
+    ByteStreamSplit,
+    /// Strings with few distinct values (labels).
+    Dictionary,
+}
+
+/// Parquet settings of one file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FileSettings {
+    pub(crate) zstd_level: i32,
+    pub(crate) row_group_rows: usize,
+    pub(crate) data_page_rows: usize,
+    pub(crate) data_page_bytes: usize,
+}
+
+/// One column to write.
+#[derive(Debug)]
+pub(crate) struct Column<'a> {
+    pub(crate) name: Cow<'a, str>,
+    pub(crate) array: ArrayRef,
+    pub(crate) encoding: ColumnEncoding,
+    /// Declared nullable whether or not this block has nulls in it, so that every block of
+    /// a format version has the same schema.
+    pub(crate) nullable: bool,
+}
+
+impl<'a> Column<'a> {
+    pub(crate) fn required(
+        name: impl Into<Cow<'a, str>>,
+        array: ArrayRef,
+        encoding: ColumnEncoding,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            array,
+            encoding,
+            nullable: false,
+        }
+    }
+
+    pub(crate) fn optional(
+        name: impl Into<Cow<'a, str>>,
+        array: ArrayRef,
+        encoding: ColumnEncoding,
+    ) -> Self {
+        Self {
+            nullable: true,
+            ..Self::required(name, array, encoding)
+        }
+    }
+}
+
+/// Writes `columns` as one Parquet file: zstd, page-level statistics and page index, the
+/// format key, and `sorted_by` (leading column indexes) declared as the sort order.
+pub(crate) fn write_file(
+    file: &str,
+    columns: Vec<Column<'_>>,
+    sorted_by: &[usize],
+    settings: FileSettings,
+) -> Result<Bytes, BlockError> {
+    let parquet_error = |what| {
+        move |source| BlockError::Parquet {
+            file: file.to_string(),
+            what,
+            source,
+        }
+    };
+    let level = ZstdLevel::try_new(settings.zstd_level).map_err(parquet_error("zstd level"))?;
+    let sorting = sorted_by
+        .iter()
+        .map(|&i| SortingColumn {
+            column_idx: i as i32,
+            descending: false,
+            nulls_first: false,
+        })
+        .collect();
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(settings.row_group_rows))
+        .set_data_page_row_count_limit(settings.data_page_rows)
+        .set_data_page_size_limit(settings.data_page_bytes)
+        .set_dictionary_enabled(false)
+        .set_sorting_columns(Some(sorting))
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            FORMAT_KEY.to_string(),
+            FORMAT.to_string(),
+        )]));
+    for column in &columns {
+        let path = ColumnPath::from(column.name.as_ref());
+        properties = match column.encoding {
+            ColumnEncoding::Delta => {
+                properties.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
+            }
+            ColumnEncoding::ByteStreamSplit => {
+                properties.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT)
+            }
+            ColumnEncoding::Dictionary => properties.set_column_dictionary_enabled(path, true),
+        };
+    }
+
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(c.name.as_ref(), c.array.data_type().clone(), c.nullable))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = columns.into_iter().map(|c| c.array).collect();
+    let batch =
+        RecordBatch::try_new(schema.clone(), arrays).map_err(|source| BlockError::Arrow {
+            file: file.to_string(),
+            what: "assembling columns",
+            source,
+        })?;
+    // Only standard Parquet types are used, so the Arrow schema adds nothing a reader needs.
+    let options = ArrowWriterOptions::new()
+        .with_properties(properties.build())
+        .with_skip_arrow_metadata(true);
+    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema, options)
+        .map_err(parquet_error("creating writer"))?;
+    writer.write(&batch).map_err(parquet_error("writing"))?;
+    let bytes = writer.into_inner().map_err(parquet_error("finishing"))?;
+    Ok(Bytes::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_columns_never_collide_with_structural_columns() {
+        for name in [
+            "job",
+            "__name__",
+            "series_id",
+            "~x",
+            "~~",
+            "scale",
+            "",
+            "a.b",
+        ] {
+            let column = label_column(name);
+            assert_eq!(column_label(&column), Some(name), "{name} -> {column}");
+        }
+        assert_eq!(column_label("series_id"), None);
+        assert_eq!(label_column("job"), "job");
+        assert_eq!(label_column("scale"), "~scale");
+    }
+}

@@ -1,0 +1,259 @@
+//! Starts the selected roles and the HTTP and gRPC servers, and shuts them down on SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, Registry, TextEncoder};
+use strata_ingester::distributor::{Distributor, IngesterHandle};
+use strata_ingester::ingester::Ingester;
+use strata_shared::metrics::DiscardedSamples;
+use strata_shared::ring::{Member, Ring};
+
+use crate::config::Config;
+
+#[derive(Clone)]
+struct AppState {
+    registry: Registry,
+    config_yaml: Arc<String>,
+    distributor: Option<Arc<Distributor>>,
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "strata".to_string())
+}
+
+pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    let roles = config.roles()?;
+    let all = config.target.split(',').any(|t| t.trim() == "all");
+    tracing::info!(target = %config.target, storage = %config.blocks_storage.describe(), version = env!("CARGO_PKG_VERSION"), "starting strata");
+    let registry = Registry::new();
+    let discarded = DiscardedSamples::new(&registry)?;
+    let store = config.blocks_storage.build()?;
+    let instance_id = if config.ingester.ring.instance_id.is_empty() {
+        hostname()
+    } else {
+        config.ingester.ring.instance_id.clone()
+    };
+
+    let ingester = if roles.contains(&"ingester") {
+        let ingester = Ingester::open(
+            instance_id.clone(),
+            config.blocks_storage.tsdb.clone(),
+            store.clone(),
+            &registry,
+            discarded.clone(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "starting the ingester with -blocks-storage.tsdb.dir={}",
+                config.blocks_storage.tsdb.dir
+            )
+        })?;
+        ingester.start_background();
+        Some(ingester)
+    } else {
+        None
+    };
+
+    let distributor = if roles.contains(&"distributor") {
+        let mut members = Ring::parse_members(&config.ingester.ring.static_members)?;
+        let mut handles = Vec::new();
+        if members.is_empty() {
+            let local = ingester.clone().context("-ingester.ring.static-members is empty and this process runs no ingester: list the ingesters as id=host:grpc-port,...")?;
+            members.push(Member {
+                id: instance_id.clone(),
+                addr: "inprocess".into(),
+            });
+            handles.push(IngesterHandle::Local(local));
+        } else {
+            for member in &members {
+                match &ingester {
+                    Some(local) if member.id == instance_id => {
+                        handles.push(IngesterHandle::Local(local.clone()))
+                    }
+                    _ => handles.push(IngesterHandle::remote(
+                        &member.addr,
+                        config.distributor.remote_timeout.0,
+                        config.distributor.max_recv_msg_size,
+                    )?),
+                }
+            }
+        }
+        let ring = Arc::new(Ring::new(members, config.ingester.ring.replication_factor)?);
+        tracing::info!(
+            members = ring.members().len(),
+            replication_factor = ring.replication_factor(),
+            quorum = ring.quorum(),
+            "ingester ring ready"
+        );
+        Some(Distributor::new(
+            config.distributor.clone(),
+            config.limits.clone(),
+            config.auth.multitenancy_enabled,
+            ring,
+            handles,
+            &registry,
+            discarded.clone(),
+        )?)
+    } else {
+        None
+    };
+
+    for role in ["compactor", "store-gateway", "querier"] {
+        if roles.contains(&role) && !all {
+            tracing::warn!(role, "this role is not implemented yet in this version; it serves only /ready, /metrics and /config");
+        }
+    }
+
+    // gRPC: ingesters serve Push to remote distributors.
+    let grpc = match &ingester {
+        Some(ingester) if !all || !config.ingester.ring.static_members.is_empty() => {
+            let addr: SocketAddr = format!(
+                "{}:{}",
+                config.server.grpc_listen_address, config.server.grpc_listen_port
+            )
+            .parse()
+            .context("invalid -server.grpc-listen-address / -server.grpc-listen-port")?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen for gRPC on {addr} (-server.grpc-listen-port)")
+            })?;
+            tracing::info!(%addr, "gRPC server listening");
+            let service = strata_ingester::ingester::grpc::server(
+                ingester.clone(),
+                config.distributor.max_recv_msg_size,
+            );
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            Some(tokio::spawn(async move {
+                if let Err(e) = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(incoming)
+                    .await
+                {
+                    tracing::error!(error = %e, "gRPC server failed");
+                }
+            }))
+        }
+        _ => None,
+    };
+
+    let state = AppState {
+        registry: registry.clone(),
+        config_yaml: Arc::new(config.to_yaml()),
+        distributor: distributor.clone(),
+    };
+    let mut app = Router::new()
+        .route("/", get(index))
+        .route("/ready", get(|| async { "ready\n" }))
+        .route("/metrics", get(metrics))
+        .route(
+            "/config",
+            get(|State(s): State<AppState>| async move {
+                (
+                    [("content-type", "text/yaml")],
+                    s.config_yaml.as_str().to_string(),
+                )
+            }),
+        )
+        .with_state(state);
+    if let Some(d) = &distributor {
+        app = app.merge(strata_ingester::distributor::http::routes(d.clone()));
+    }
+    if let Some(i) = &ingester {
+        app = app.merge(strata_ingester::ingester::http::routes(i.clone()));
+    }
+    let app = app.layer(axum::extract::DefaultBodyLimit::disable());
+
+    let addr: SocketAddr = format!(
+        "{}:{}",
+        config.server.http_listen_address, config.server.http_listen_port
+    )
+    .parse()
+    .context("invalid -server.http-listen-address / -server.http-listen-port")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {addr} (-server.http-listen-port)"))?;
+    tracing::info!(%addr, roles = ?roles, "HTTP server listening; strata is ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+
+    tracing::info!("shutting down");
+    if let Some(grpc) = grpc {
+        grpc.abort();
+    }
+    if let Some(ingester) = ingester {
+        ingester
+            .shutdown(config.server.graceful_shutdown_timeout.0)
+            .await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("received shutdown signal");
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some(d) = &state.distributor {
+        d.update_ring_metrics();
+    }
+    let mut buffer = Vec::new();
+    match TextEncoder::new().encode(&state.registry.gather(), &mut buffer) {
+        Ok(()) => (
+            StatusCode::OK,
+            [("content-type", "text/plain; version=0.0.4")],
+            buffer,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn index() -> Html<&'static str> {
+    Html("<!DOCTYPE html><html><head><title>Strata</title></head><body><h1>Strata</h1><ul>\
+<li><a href=\"/ready\">/ready</a></li><li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/config\">/config</a></li>\
+<li><a href=\"/ring\">/ring</a> (distributor)</li><li>POST /api/v1/push (distributor)</li><li>POST /ingester/flush (ingester)</li></ul></body></html>")
+}
