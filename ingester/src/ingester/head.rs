@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use strata_shared::labels::{Label, Labels};
+use strata_shared::labels::Labels;
+
+use super::chunk::XorChunk;
 use strata_shared::proto::prometheus::{self as pb};
 
 /// How far behind the newest sample a sample may still be appended, as Prometheus' head
@@ -52,8 +54,10 @@ impl AppendError {
 #[derive(Debug)]
 pub struct HeadSeries {
     pub labels: Labels,
-    pub timestamps: Vec<i64>,
-    pub values: Vec<f64>,
+    /// Samples not yet cut, compressed.
+    chunk: XorChunk,
+    /// Oldest sample in `chunk` (meaningless when it is empty).
+    first_timestamp: i64,
     /// Newest timestamp and value ever appended, kept after a cut for the ordering checks.
     last_timestamp: i64,
     last_value_bits: u64,
@@ -126,8 +130,8 @@ impl TenantHead {
         }
         let series = HeadSeries {
             labels: labels.clone(),
-            timestamps: Vec::new(),
-            values: Vec::new(),
+            chunk: XorChunk::new(),
+            first_timestamp: 0,
             last_timestamp: i64::MIN,
             last_value_bits: 0,
         };
@@ -184,8 +188,10 @@ impl TenantHead {
                     None => out.rejected = Some((e, sample.timestamp, 1)),
                 },
                 None => {
-                    series.timestamps.push(sample.timestamp);
-                    series.values.push(sample.value);
+                    if series.chunk.is_empty() {
+                        series.first_timestamp = sample.timestamp;
+                    }
+                    series.chunk.append(sample.timestamp, sample.value);
                     series.last_timestamp = sample.timestamp;
                     series.last_value_bits = bits;
                     max_time = max_time.max(sample.timestamp);
@@ -206,20 +212,32 @@ impl TenantHead {
             let Some(series) = self.series[id].as_mut() else {
                 continue;
             };
-            let n = series.timestamps.partition_point(|t| *t < before);
-            if n > 0 {
-                let timestamps: Vec<i64> = series.timestamps.drain(..n).collect();
-                let values: Vec<f64> = series.values.drain(..n).collect();
-                series.timestamps.shrink_to_fit();
-                series.values.shrink_to_fit();
-                self.samples -= n;
+            if !series.chunk.is_empty() && series.first_timestamp < before {
+                let (mut timestamps, mut values) = (Vec::new(), Vec::new());
+                let mut rest = XorChunk::new();
+                let mut rest_first = 0;
+                for (t, v) in series.chunk.iter() {
+                    if t < before {
+                        timestamps.push(t);
+                        values.push(v);
+                    } else {
+                        if rest.is_empty() {
+                            rest_first = t;
+                        }
+                        rest.append(t, v);
+                    }
+                }
+                rest.shrink_to_fit();
+                series.chunk = rest;
+                series.first_timestamp = rest_first;
+                self.samples -= timestamps.len();
                 out.push(CutSeries {
                     labels: series.labels.clone(),
                     timestamps,
                     values,
                 });
             }
-            if series.timestamps.is_empty() && series.last_timestamp < before {
+            if series.chunk.is_empty() && series.last_timestamp < before {
                 let hash = series.labels.stable_hash();
                 self.series[id] = None;
                 self.free.push(id);
@@ -240,29 +258,22 @@ impl TenantHead {
         self.series
             .iter()
             .flatten()
-            .filter_map(|s| s.timestamps.first().copied())
+            .filter(|s| !s.chunk.is_empty())
+            .map(|s| s.first_timestamp)
             .min()
     }
 
-    /// The head's content as remote-write series, for a WAL checkpoint. Series without
-    /// samples are kept (with their newest sample) so ordering checks survive a restart.
+    /// The head's samples as remote-write series, for a WAL checkpoint.
     pub fn snapshot(&self) -> Vec<pb::TimeSeries> {
         self.series
             .iter()
             .flatten()
             .map(|s| {
-                let samples = if s.timestamps.is_empty() {
-                    Vec::new()
-                } else {
-                    s.timestamps
-                        .iter()
-                        .zip(&s.values)
-                        .map(|(t, v)| pb::Sample {
-                            timestamp: *t,
-                            value: *v,
-                        })
-                        .collect()
-                };
+                let samples = s
+                    .chunk
+                    .iter()
+                    .map(|(timestamp, value)| pb::Sample { timestamp, value })
+                    .collect();
                 pb::TimeSeries {
                     labels: to_proto_labels(&s.labels),
                     samples,
@@ -280,10 +291,7 @@ impl TenantHead {
             .iter()
             .flatten()
             .map(|s| {
-                std::mem::size_of::<HeadSeries>()
-                    + s.labels.heap_bytes()
-                    + s.timestamps.capacity() * 8
-                    + s.values.capacity() * 8
+                std::mem::size_of::<HeadSeries>() + s.labels.heap_bytes() + s.chunk.heap_bytes()
             })
             .sum();
         series
@@ -312,9 +320,6 @@ pub fn from_proto_labels(labels: &[pb::Label]) -> Labels {
             .map(|l| (l.name.clone(), l.value.clone())),
     )
 }
-
-#[allow(dead_code)]
-fn _assert_label_type(_: Label) {}
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 //! directory, and the [`shipper`] uploads them, `meta.json` last. The WAL is checkpointed
 //! (truncated) only when nothing is left to ship.
 
+pub mod chunk;
 pub mod grpc;
 pub mod head;
 pub mod http;
@@ -460,6 +461,8 @@ impl Ingester {
         if self.shipper.pending() > 0 {
             tracing::warn!(pending = self.shipper.pending(), "shutting down with blocks not yet shipped; they are kept on local disk and shipped at the next start");
         }
+        // Commits whatever is queued and stops the WAL writer.
+        self.wal.close().await;
         tracing::info!("ingester stopped");
     }
 
