@@ -185,3 +185,57 @@ fn sigterm_keeps_acknowledged_samples() {
         "samples lost across SIGTERM"
     );
 }
+
+#[test]
+fn torn_wal_tail_after_sigkill_is_truncated_not_a_crash_loop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut strata = Strata::start(
+        "strata-torn-wal",
+        dir.path(),
+        &["-auth.multitenancy-enabled=false"],
+    );
+    let now = now_ms();
+    let samples: Vec<(i64, f64)> = (0..20)
+        .map(|i| (now - 20_000 + i * 1000, i as f64))
+        .collect();
+    let request = WriteRequest {
+        timeseries: vec![series(&[("__name__", "torn"), ("job", "e2e")], &samples)],
+        metadata: vec![],
+    };
+    let (status, body) = push(&strata, None, &request);
+    assert_eq!(status, 200, "{body}");
+    strata.proc.kill9();
+
+    // Half a record at the end of the newest segment, as a crash mid-write leaves it.
+    let wal = dir.path().join("tsdb").join("wal");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal)
+        .expect("wal dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        })
+        .collect();
+    segments.sort();
+    let last = segments.last().expect("a WAL segment");
+    let mut bytes = std::fs::read(last).expect("segment");
+    bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 9]);
+    std::fs::write(last, bytes).expect("tear the segment");
+
+    strata.proc.restart();
+    strata.wait_ready();
+    assert!(
+        strata.proc.log_text().contains("truncating the WAL"),
+        "no log line about the torn tail:\n{}",
+        strata.proc.log_text()
+    );
+    strata.flush();
+    let all = merge_blocks(&read_blocks(&dir.path().join("blocks"), "anonymous"));
+    let labels = Labels::from_pairs([("__name__", "torn"), ("job", "e2e")]);
+    assert_eq!(
+        all.get(&labels).map(|s| s.len()),
+        Some(20),
+        "acknowledged samples lost"
+    );
+}
