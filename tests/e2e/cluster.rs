@@ -193,5 +193,15 @@ fn sigkill_of_one_ingester_loses_no_acknowledged_sample() {
         Some(3),
         "{ring}"
     );
-    drop(ingesters.remove(0));
+
+    // With two of three ingesters down, a write cannot reach its quorum: a retryable 503.
+    ingesters[0].proc.kill9();
+    ingesters[2].proc.kill9();
+    let (status, body) = push_raw(
+        &distributor.url("/api/v1/push"),
+        Some(TENANT),
+        encode_write(&batch(base, 100_000)),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("-ingester.ring.replication-factor"), "{body}");
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use strata_shared::limits::LimitsConfig;
 use strata_shared::metrics::DiscardedSamples;
@@ -247,7 +248,11 @@ impl Distributor {
             })
             .collect();
 
-        let calls = per_member
+        // One task per ingester, so a slow replica finishes (and reports its health) in the
+        // background once the others have made the quorum.
+        let mut calls: FuturesUnordered<
+            tokio::task::JoinHandle<(usize, Result<PushResponse, String>)>,
+        > = per_member
             .iter()
             .enumerate()
             .filter(|(_, idx)| !idx.is_empty())
@@ -256,48 +261,62 @@ impl Distributor {
                     tenant: tenant.to_string(),
                     timeseries: idx.iter().map(|&i| protos[i].clone()).collect(),
                 };
-                let try_it = self.ring.should_try(m);
-                async move {
-                    if !try_it {
+                let ring = self.ring.clone();
+                let handle = self.ingesters[m].clone();
+                let timeout = self.config.remote_timeout;
+                tokio::spawn(async move {
+                    if !ring.should_try(m) {
                         return (
                             m,
                             Err("skipped: member is unhealthy and not yet due for a retry"
                                 .to_string()),
                         );
                     }
-                    let result = tokio::time::timeout(
-                        self.config.remote_timeout.0,
-                        self.ingesters[m].push(request),
-                    )
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "timed out after {} (-distributor.remote-timeout)",
-                            self.config.remote_timeout
-                        ))
-                    });
+                    let result = tokio::time::timeout(timeout.0, handle.push(request))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(format!(
+                                "timed out after {timeout} (-distributor.remote-timeout)"
+                            ))
+                        });
+                    match &result {
+                        Ok(_) => ring.report_success(m),
+                        Err(e) => ring.report_failure(m, e),
+                    }
                     (m, result)
-                }
-            });
-        let results = futures::future::join_all(calls).await;
+                })
+            })
+            .collect();
 
+        let quorum = self.ring.quorum();
         let mut acked = vec![false; members];
         let mut failures = Vec::new();
         let mut ingester_errors: HashMap<String, (String, usize)> = HashMap::new();
-        for (m, result) in results {
+        let all_have_quorum = |acked: &[bool]| {
+            replicas_of
+                .iter()
+                .all(|r| r.iter().filter(|m| acked[**m]).count() >= quorum)
+        };
+        while let Some(joined) = calls.next().await {
+            let (m, result) = match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    failures.push(format!("push task failed: {e}"));
+                    continue;
+                }
+            };
             match result {
                 Ok(response) => {
-                    self.ring.report_success(m);
                     acked[m] = true;
                     for e in response.errors {
                         let entry = ingester_errors.entry(e.reason).or_insert((e.message, 0));
                         entry.1 = entry.1.max(e.count as usize);
                     }
+                    if all_have_quorum(&acked) {
+                        break;
+                    }
                 }
                 Err(e) => {
-                    if !e.starts_with("skipped") {
-                        self.ring.report_failure(m, &e);
-                    }
                     failures.push(format!(
                         "{} ({}): {e}",
                         self.ring.members()[m].id,
@@ -306,7 +325,6 @@ impl Distributor {
                 }
             }
         }
-        let quorum = self.ring.quorum();
         let short: usize = replicas_of
             .iter()
             .filter(|r| r.iter().filter(|m| acked[**m]).count() < quorum)
