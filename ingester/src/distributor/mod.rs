@@ -173,21 +173,18 @@ impl Distributor {
 
     /// Refreshes the ring-member gauge (called when `/metrics` is scraped).
     pub fn update_ring_metrics(&self) {
-        let (mut active, mut unhealthy) = (0, 0);
-        for i in 0..self.ring.members().len() {
-            match self.ring.state(i) {
-                MemberState::Active => active += 1,
-                MemberState::Unhealthy => unhealthy += 1,
+        for (i, member) in self.ring.members().iter().enumerate() {
+            let state = self.ring.state(i);
+            for (name, value) in [
+                ("ACTIVE", MemberState::Active),
+                ("UNHEALTHY", MemberState::Unhealthy),
+            ] {
+                self.metrics
+                    .ring_members
+                    .with_label_values(&[member.id.as_str(), name])
+                    .set(i64::from(state == value));
             }
         }
-        self.metrics
-            .ring_members
-            .with_label_values(&["ACTIVE"])
-            .set(active);
-        self.metrics
-            .ring_members
-            .with_label_values(&["UNHEALTHY"])
-            .set(unhealthy);
     }
 
     /// Validates and replicates a decoded write request for `tenant`.
