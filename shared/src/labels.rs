@@ -85,14 +85,17 @@ impl Labels {
 
     /// A stable 64-bit hash of the label set (xxh3), the same in every process and version.
     pub fn stable_hash(&self) -> u64 {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        for label in &self.0 {
-            hasher.update(label.name.as_bytes());
-            hasher.update(&[0xff]);
-            hasher.update(label.value.as_bytes());
-            hasher.update(&[0xff]);
-        }
-        hasher.digest()
+        stable_hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+    }
+
+    /// Whether this label set equals the given sorted pairs, without allocating.
+    pub fn eq_pairs<'a>(&self, pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> bool {
+        self.0.len() == pairs.len()
+            && self
+                .0
+                .iter()
+                .zip(pairs)
+                .all(|(l, (n, v))| l.name == n && l.value == v)
     }
 
     /// Approximate heap bytes held by this label set.
@@ -104,6 +107,19 @@ impl Labels {
                 .map(|l| l.name.capacity() + l.value.capacity())
                 .sum::<usize>()
     }
+}
+
+/// [`Labels::stable_hash`] of sorted `(name, value)` pairs, for callers holding labels in
+/// another form (protobuf) who must not allocate a `Labels` per lookup.
+pub fn stable_hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for (name, value) in pairs {
+        hasher.update(name.as_bytes());
+        hasher.update(&[0xff]);
+        hasher.update(value.as_bytes());
+        hasher.update(&[0xff]);
+    }
+    hasher.digest()
 }
 
 impl fmt::Display for Labels {

@@ -144,10 +144,15 @@ impl Ring {
 
     /// The ring key of a series: tenant and labels, so tenants spread independently.
     pub fn series_key(tenant: &str, labels: &Labels) -> u32 {
+        Self::series_key_from_hash(tenant, labels.stable_hash())
+    }
+
+    /// [`Ring::series_key`] from the label set's [`Labels::stable_hash`].
+    pub fn series_key_from_hash(tenant: &str, labels_hash: u64) -> u32 {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         hasher.update(tenant.as_bytes());
         hasher.update(&[0xff]);
-        hasher.update(&labels.stable_hash().to_le_bytes());
+        hasher.update(&labels_hash.to_le_bytes());
         hasher.digest() as u32
     }
 

@@ -18,7 +18,6 @@ use strata_shared::proto::prometheus::{TimeSeries, WriteRequest};
 use strata_shared::ring::{MemberState, Ring};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::ingester::head::to_proto_labels;
 use crate::ingester::Ingester;
 use crate::DistributorConfig;
 use validation::{validate_series, ValidationError};
@@ -115,10 +114,10 @@ impl DistributorMetrics {
             )?,
             ring_members: IntGaugeVec::new(
                 Opts::new(
-                    "strata_ring_members",
-                    "Ring members by state, as this distributor sees them.",
+                    "strata_ring_member_state",
+                    "1 for the state each ring member is in, as this distributor sees it.",
                 ),
-                &["state"],
+                &["member", "state"],
             )?,
         };
         registry.register(Box::new(m.received_samples.clone()))?;
@@ -230,21 +229,24 @@ impl Distributor {
         let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); members];
         let mut replicas_of = Vec::with_capacity(valid.len());
         for (i, series) in valid.iter().enumerate() {
-            let replicas = self.ring.replicas(Ring::series_key(tenant, &series.labels));
+            let replicas = self
+                .ring
+                .replicas(Ring::series_key_from_hash(tenant, series.labels_hash));
             for &m in &replicas {
                 per_member[m].push(i);
             }
             replicas_of.push(replicas);
         }
-        let protos: Vec<TimeSeries> = valid
+        let mut protos: Vec<TimeSeries> = valid
             .into_iter()
             .map(|s| TimeSeries {
-                labels: to_proto_labels(&s.labels),
+                labels: s.labels,
                 samples: s.samples,
                 exemplars: Vec::new(),
             })
             .collect();
 
+        let mut uses: Vec<usize> = replicas_of.iter().map(Vec::len).collect();
         // One task per ingester, so a slow replica finishes (and reports its health) in the
         // background once the others have made the quorum.
         let mut calls: FuturesUnordered<
@@ -256,7 +258,18 @@ impl Distributor {
             .map(|(m, idx)| {
                 let request = PushRequest {
                     tenant: tenant.to_string(),
-                    timeseries: idx.iter().map(|&i| protos[i].clone()).collect(),
+                    // The last replica to need a series takes it; the others get copies.
+                    timeseries: idx
+                        .iter()
+                        .map(|&i| {
+                            uses[i] -= 1;
+                            if uses[i] == 0 {
+                                std::mem::take(&mut protos[i])
+                            } else {
+                                protos[i].clone()
+                            }
+                        })
+                        .collect(),
                 };
                 let ring = self.ring.clone();
                 let handle = self.ingesters[m].clone();

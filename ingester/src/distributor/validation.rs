@@ -4,9 +4,9 @@
 //! series and answers 400 with the first error of each kind. Every message names the series,
 //! the rule, a stable error id and the flag that governs it.
 
-use strata_shared::labels::{Label, Labels, METRIC_NAME};
+use strata_shared::labels::{stable_hash_pairs, METRIC_NAME};
 use strata_shared::limits::LimitsConfig;
-use strata_shared::proto::prometheus::{Sample, TimeSeries};
+use strata_shared::proto::prometheus::{Label as ProtoLabel, Sample, TimeSeries};
 
 /// A rejected series or sample: the discard reason (metric label) and the message for the sender.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +21,10 @@ pub struct ValidationError {
 /// A series that passed validation: sorted labels without empty values, samples in range.
 #[derive(Debug)]
 pub struct ValidSeries {
-    pub labels: Labels,
+    /// Sorted, unique, empty values dropped: moved from the request, not copied.
+    pub labels: Vec<ProtoLabel>,
+    /// [`strata_shared::labels::Labels::stable_hash`] of `labels`.
+    pub labels_hash: u64,
     pub samples: Vec<Sample>,
 }
 
@@ -166,13 +169,17 @@ pub fn validate_series(
     if samples.is_empty() {
         return (None, errors);
     }
-    let labels = Labels::from_sorted(
-        raw.iter()
-            .filter(|l| !l.value.is_empty())
-            .map(|l| Label::new(l.name.clone(), l.value.clone()))
-            .collect(),
-    );
-    (Some(ValidSeries { labels, samples }), errors)
+    let mut labels = series.labels;
+    labels.retain(|l| !l.value.is_empty());
+    let labels_hash = stable_hash_pairs(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+    (
+        Some(ValidSeries {
+            labels,
+            labels_hash,
+            samples,
+        }),
+        errors,
+    )
 }
 
 /// RFC 3339 text of a millisecond timestamp, for error messages.

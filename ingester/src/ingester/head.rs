@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use strata_shared::labels::Labels;
+use strata_shared::labels::{stable_hash_pairs, Labels};
 
 use super::chunk::XorChunk;
 use strata_shared::proto::prometheus::{self as pb};
@@ -119,17 +119,19 @@ impl TenantHead {
         self.samples
     }
 
-    fn find_or_create(&mut self, labels: &Labels) -> usize {
-        let hash = labels.stable_hash();
+    /// `labels` must be sorted and unique, as the distributor leaves them.
+    fn find_or_create(&mut self, labels: &[pb::Label]) -> usize {
+        let pairs = || labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+        let hash = stable_hash_pairs(pairs());
         if let Some(ids) = self.by_hash.get(&hash) {
             for &id in ids {
-                if matches!(&self.series[id], Some(s) if &s.labels == labels) {
+                if matches!(&self.series[id], Some(s) if s.labels.eq_pairs(pairs())) {
                     return id;
                 }
             }
         }
         let series = HeadSeries {
-            labels: labels.clone(),
+            labels: from_proto_labels(labels),
             chunk: XorChunk::new(),
             first_timestamp: 0,
             last_timestamp: i64::MIN,
@@ -151,7 +153,7 @@ impl TenantHead {
     }
 
     /// Appends samples (in the order given) to the series with these labels.
-    pub fn append(&mut self, labels: &Labels, samples: &[pb::Sample]) -> SeriesAppend {
+    pub fn append(&mut self, labels: &[pb::Label], samples: &[pb::Sample]) -> SeriesAppend {
         let mut out = SeriesAppend::default();
         let lower = self.lower_bound();
         // Samples all below the bound create no series.
@@ -335,7 +337,7 @@ mod tests {
     #[test]
     fn prometheus_append_rules() {
         let mut head = TenantHead::new();
-        let l = Labels::from_pairs([("__name__", "up")]);
+        let l = to_proto_labels(&Labels::from_pairs([("__name__", "up")]));
         let r = head.append(&l, &[s(1000, 1.0), s(2000, 2.0)]);
         assert_eq!(r.accepted.len(), 2);
         // Same timestamp, same value: silently accepted, not stored twice.
@@ -355,7 +357,7 @@ mod tests {
         assert_eq!(head.append(&l, &[s(3000, stale)]).duplicates_ignored, 1);
         // Out of bounds: more than the appendable window behind the newest sample.
         head.append(&l, &[s(10_000_000, 1.0)]);
-        let other = Labels::from_pairs([("__name__", "other")]);
+        let other = to_proto_labels(&Labels::from_pairs([("__name__", "other")]));
         let r = head.append(&other, &[s(1000, 1.0)]);
         assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::OutOfBounds));
         assert_eq!(head.active_series(), 1);
@@ -364,8 +366,8 @@ mod tests {
     #[test]
     fn cut_moves_samples_out_and_drops_idle_series() {
         let mut head = TenantHead::new();
-        let a = Labels::from_pairs([("__name__", "a")]);
-        let b = Labels::from_pairs([("__name__", "b")]);
+        let a = to_proto_labels(&Labels::from_pairs([("__name__", "a")]));
+        let b = to_proto_labels(&Labels::from_pairs([("__name__", "b")]));
         head.append(&a, &[s(1, 1.0), s(5, 5.0)]);
         head.append(&b, &[s(2, 1.0)]);
         let cut = head.cut_before(4);

@@ -167,8 +167,11 @@ impl Ingester {
         let mut tenant = tenant.lock().await;
         let mut accepted = 0;
         for series in &request.timeseries {
-            let labels = from_proto_labels(&series.labels);
-            accepted += tenant.head.append(&labels, &series.samples).accepted.len();
+            accepted += tenant
+                .head
+                .append(&series.labels, &series.samples)
+                .accepted
+                .len();
         }
         accepted
     }
@@ -191,9 +194,8 @@ impl Ingester {
                 timeseries: Vec::with_capacity(request.timeseries.len()),
             };
             for series in request.timeseries {
-                let labels = from_proto_labels(&series.labels);
                 let lower = tenant.head.lower_bound();
-                let result = tenant.head.append(&labels, &series.samples);
+                let result = tenant.head.append(&series.labels, &series.samples);
                 if let Some((error, timestamp, count)) = result.rejected {
                     self.discarded.add(error.reason(), &tenant_id, count);
                     errors
@@ -201,7 +203,11 @@ impl Ingester {
                         .and_modify(|e| e.count += count as u64)
                         .or_insert_with(|| SampleError {
                             reason: error.reason().to_string(),
-                            message: error.message(&labels, timestamp, lower),
+                            message: error.message(
+                                &from_proto_labels(&series.labels),
+                                timestamp,
+                                lower,
+                            ),
                             count: count as u64,
                         });
                 }
