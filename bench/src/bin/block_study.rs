@@ -1,37 +1,24 @@
 //! Block format study: encodes one deterministic node_exporter-like workload with several
 //! candidate Parquet layouts, checks that each reads back bit-exactly, and prints bytes per
 //! sample per layout, per file and per column. `docs/block-format.md` records the figures and
-//! the layout chosen; the chosen one is what `strata_shared::block::encode_block` writes and is
-//! measured here through that API.
+//! the layout chosen. The chosen layout is measured through the API that ships it,
+//! `strata_shared::block::encode_block`, so the figures cannot drift from the code.
 //!
 //! ```text
-//! cargo run -p strata-bench --bin block_study -- --hosts 8 --hours 2
+//! cargo run -p strata-bench --bin block_study                 # 8 hosts, a 2 h block
+//! cargo run -p strata-bench --bin block_study -- --hours 8 --jitter-ms 0
 //! ```
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, Int8Array, RecordBatch,
-    StringArray,
-};
-use arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Int64Type, Int8Type, Schema};
 use bytes::Bytes;
 use clap::Parser;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::schema::types::ColumnPath;
-use strata_shared::block::{
-    self, choose_scale, group_timestamps, scaled_value, unscaled_value, BlockDescriptor,
-    EncodeOptions, SeriesSamples,
-};
-use strata_shared::labels::{Labels, METRIC_NAME};
+use parquet::file::metadata::ParquetMetaDataReader;
+use strata_shared::block::{self, BlockDescriptor, EncodeOptions, SeriesSamples};
+use strata_shared::labels::Labels;
 
 #[derive(Debug, Parser)]
 #[command(about = "Measure candidate block layouts on a synthetic node_exporter-like workload")]
@@ -48,18 +35,28 @@ struct Args {
     /// Scrape jitter: each scrape's timestamp is off by up to this many ms (0: regular).
     #[arg(long, default_value_t = 4)]
     jitter_ms: i64,
-    /// Only measure the shipped layout and the two baselines.
+    /// Only the two layouts the issue names (A and B) besides the shipped one.
     #[arg(long)]
     quick: bool,
-    /// Print every column's compressed bytes for each layout.
+    /// Only candidate layouts whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// Print every column's compressed bytes for every layout, not only the shipped one.
     #[arg(long)]
     columns: bool,
+    /// zstd level of the candidate layouts.
+    #[arg(long, default_value_t = EncodeOptions::default().zstd_level)]
+    zstd_level: i32,
     /// zstd levels to encode the shipped layout at, for the size/time trade-off.
-    #[arg(long, value_delimiter = ',', default_value = "1,3,6,9,12,15,19")]
+    #[arg(long, value_delimiter = ',', default_value = "1,3,9,12,15,16,19")]
     levels: Vec<i32>,
     /// Write the shipped block's files (meta.json included) into this directory.
     #[arg(long)]
-    write_dir: Option<std::path::PathBuf>,
+    write_dir: Option<PathBuf>,
+    /// Write every sample as `series_id TAB labels TAB timestamp TAB value bits (hex)`, in
+    /// block order, to check what other readers (DuckDB, DataFusion) make of the block.
+    #[arg(long)]
+    expected_tsv: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -73,119 +70,57 @@ fn main() -> Result<()> {
     });
     let samples: usize = series.iter().map(|s| s.values.len()).sum();
     println!(
-        "workload: {} hosts x {} h, {} s scrapes, jitter ±{} ms: {} series, {} samples ({:.1?})",
+        "workload: {} hosts x {} h, {} s scrapes, jitter ±{} ms: {} series, {samples} samples ({:.1?})",
         args.hosts,
         args.hours,
         args.interval_seconds,
         args.jitter_ms,
         series.len(),
-        samples,
         started.elapsed()
     );
     workload::describe(&series);
 
+    // What every layout must read back: the input in block order.
     let mut expected = series.clone();
     expected.sort_by(|a, b| series_order(&a.labels, &b.labels));
 
     let mut results = Vec::new();
-    let only = std::env::var("STUDY_ONLY").ok();
-    for layout in layouts::candidates(args.quick)
-        .into_iter()
-        .filter(|l| only.as_deref().is_none_or(|o| l.name.contains(o)))
+    let candidates = layouts::candidates(args.quick, args.zstd_level);
+    for layout in candidates
+        .iter()
+        .filter(|l| args.only.as_deref().is_none_or(|o| l.name.contains(o)))
     {
         let started = Instant::now();
-        let files = layouts::encode(&layout, &series)?;
+        let files = layouts::encode(layout, &series)?;
         let encoded_in = started.elapsed();
-        let decoded = layouts::decode(&layout, &files)?;
-        verify(&layout.name, &expected, &decoded)?;
-        results.push(Measured::new(&layout.name, &files, samples, encoded_in)?);
+        verify(&layout.name, &expected, &layouts::decode(layout, &files)?)?;
+        results.push(Measured::new(&layout.name, &files, encoded_in)?);
     }
 
-    // The shipped format, through the public API.
+    let descriptor = descriptor(args.hours);
     let started = Instant::now();
-    let encoded = block::encode_block(&descriptor(), series.clone())?;
+    let encoded = block::encode_block(&descriptor, series.clone())?;
     let encoded_in = started.elapsed();
-    let files: HashMap<String, Bytes> = encoded.files.iter().cloned().collect();
-    let decoded = block::decode_block(&files)?;
-    verify("shipped", &expected, &decoded)?;
+    let mut files: HashMap<String, Bytes> = encoded.files.iter().cloned().collect();
+    verify("shipped", &expected, &block::decode_block(&files)?)?;
+    let meta_json = Bytes::from(encoded.meta.to_json_bytes()?);
+    files.insert(block::META_FILE.to_string(), meta_json.clone());
     let mut shipped_files = encoded.files.clone();
-    shipped_files.push((
-        block::META_FILE.to_string(),
-        Bytes::from(encoded.meta.to_json_bytes()?),
-    ));
+    shipped_files.push((block::META_FILE.to_string(), meta_json));
     results.push(Measured::new(
         "shipped: block::encode_block",
         &shipped_files,
-        samples,
         encoded_in,
     )?);
 
-    println!();
-    println!(
-        "{:<58} {:>9} {:>12}  {}",
-        "layout", "B/sample", "bytes", "per file (B/sample)"
-    );
-    for result in &results {
-        println!(
-            "{:<58} {:>9.4} {:>12}  {}  [{:.1?}]",
-            result.name,
-            result.total as f64 / samples as f64,
-            result.total,
-            result
-                .files
-                .iter()
-                .map(|(name, bytes)| format!("{name} {:.4}", *bytes as f64 / samples as f64))
-                .collect::<Vec<_>>()
-                .join(", "),
-            result.encoded_in,
-        );
-        if args.columns {
-            for (file, column, bytes) in &result.columns {
-                println!(
-                    "      {file:<20} {column:<28} {:>10} B {:>8.4} B/sample",
-                    bytes,
-                    *bytes as f64 / samples as f64
-                );
-            }
-        }
-    }
-    if !args.columns {
-        if let Some(shipped) = results.last() {
-            println!("\ncolumns of the shipped layout:");
-            for (file, column, bytes) in &shipped.columns {
-                println!(
-                    "      {file:<20} {column:<28} {:>10} B {:>8.4} B/sample",
-                    bytes,
-                    *bytes as f64 / samples as f64
-                );
-            }
-        }
-    }
-
-    println!("\nshipped layout by zstd level (encode time is a debug build's: compare, do not quote):");
-    println!("{:>6} {:>9} {:>12} {:>10}", "level", "B/sample", "bytes", "encode");
-    for &level in &args.levels {
-        let options = EncodeOptions { zstd_level: level, ..EncodeOptions::default() };
-        let mut best = std::time::Duration::MAX;
-        let mut bytes = 0;
-        for _ in 0..2 {
-            let started = Instant::now();
-            let encoded = block::encode_block_with(&descriptor(), series.clone(), &options)?;
-            best = best.min(started.elapsed());
-            bytes = encoded.total_bytes()?;
-        }
-        println!("{level:>6} {:>9.4} {bytes:>12} {best:>10.1?}", bytes as f64 / samples as f64);
-    }
-
-    let files: HashMap<String, Bytes> = shipped_files.into_iter().collect();
+    print_results(&results, samples, args.columns);
+    print_levels(&args.levels, &descriptor, &series, samples)?;
     println!("\n{}", block::inspect_report(&encoded.meta, &files)?);
     if let Some(dir) = &args.write_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (name, bytes) in &files {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-        }
-        println!("wrote the shipped block to {}", dir.display());
+        write_block(dir, &files)?;
+    }
+    if let Some(path) = &args.expected_tsv {
+        write_expected(path, &expected)?;
     }
     Ok(())
 }
@@ -195,12 +130,12 @@ fn series_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
     a.metric_name().cmp(b.metric_name()).then_with(|| a.cmp(b))
 }
 
-fn descriptor() -> BlockDescriptor {
+fn descriptor(hours: i64) -> BlockDescriptor {
     BlockDescriptor {
         ulid: ulid::Ulid::from_parts(workload::START_MS as u64, 42),
         tenant: "study".to_string(),
-        min_time: workload::START_MS - workload::MAX_JITTER_MS,
-        max_time: i64::MAX,
+        min_time: workload::START_MS,
+        max_time: workload::START_MS + hours * 3_600_000,
         source_ingester: "ingester-0".to_string(),
     }
 }
@@ -222,11 +157,9 @@ fn verify(layout: &str, expected: &[SeriesSamples], decoded: &[SeriesSamples]) -
                 .zip(want.timestamps.iter().zip(&got.timestamps))
                 .position(|((a, b), (t, u))| a.to_bits() != b.to_bits() || t != u);
             bail!(
-                "{layout}: series {} does not read back bit-exactly (first difference at sample {:?}; {} vs {} samples)",
+                "{layout}: {} (read back as {}) differs at sample {first_difference:?}",
                 want.labels,
-                first_difference,
-                want.values.len(),
-                got.values.len()
+                got.labels
             );
         }
     }
@@ -241,24 +174,19 @@ struct Measured {
     files: Vec<(String, u64)>,
     /// (file, column, compressed bytes over all row groups)
     columns: Vec<(String, String, i64)>,
-    encoded_in: std::time::Duration,
+    encoded_in: Duration,
 }
 
 impl Measured {
-    fn new(
-        name: &str,
-        files: &[(String, Bytes)],
-        _samples: usize,
-        encoded_in: std::time::Duration,
-    ) -> Result<Self> {
+    fn new(name: &str, files: &[(String, Bytes)], encoded_in: Duration) -> Result<Self> {
         let mut columns = Vec::new();
         for (file, bytes) in files.iter().filter(|(n, _)| n.ends_with(".parquet")) {
-            let reader = SerializedFileReader::new(bytes.clone())
+            let metadata = ParquetMetaDataReader::new()
+                .parse_and_finish(bytes)
                 .with_context(|| format!("{name}: {file}"))?;
-            let metadata = reader.metadata();
             let schema = metadata.file_metadata().schema_descr();
             for c in 0..schema.num_columns() {
-                let compressed: i64 = metadata
+                let compressed = metadata
                     .row_groups()
                     .iter()
                     .map(|rg| rg.column(c).compressed_size())
@@ -279,17 +207,127 @@ impl Measured {
     }
 }
 
-/// The synthetic workload.
+fn print_results(results: &[Measured], samples: usize, all_columns: bool) {
+    let per_sample = |bytes: f64| bytes / samples as f64;
+    println!(
+        "\n{:<50} {:>9} {:>12}  per file, B/sample",
+        "layout", "B/sample", "bytes"
+    );
+    for (i, result) in results.iter().enumerate() {
+        let files: Vec<String> = result
+            .files
+            .iter()
+            .map(|(name, bytes)| format!("{name} {:.4}", per_sample(*bytes as f64)))
+            .collect();
+        println!(
+            "{:<50} {:>9.4} {:>12}  {}  [{:.1?}]",
+            result.name,
+            per_sample(result.total as f64),
+            result.total,
+            files.join(", "),
+            result.encoded_in,
+        );
+        if all_columns || i + 1 == results.len() {
+            for (file, column, bytes) in &result.columns {
+                println!(
+                    "      {file:<20} {column:<28} {bytes:>10} B {:>8.4} B/sample",
+                    per_sample(*bytes as f64)
+                );
+            }
+        }
+    }
+}
+
+/// The shipped layout at each zstd level: bytes, and the best of three encode times.
+fn print_levels(
+    levels: &[i32],
+    descriptor: &BlockDescriptor,
+    series: &[SeriesSamples],
+    samples: usize,
+) -> Result<()> {
+    println!("\nshipped layout by zstd level (encode times from a debug build: compare only)");
+    println!(
+        "{:>6} {:>9} {:>12} {:>10}",
+        "level", "B/sample", "bytes", "encode"
+    );
+    for &zstd_level in levels {
+        let options = EncodeOptions {
+            zstd_level,
+            ..EncodeOptions::default()
+        };
+        let mut best = Duration::MAX;
+        let mut bytes = 0;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let encoded = block::encode_block_with(descriptor, series.to_vec(), &options)?;
+            best = best.min(started.elapsed());
+            bytes = encoded.total_bytes()?;
+        }
+        let per_sample = bytes as f64 / samples as f64;
+        println!("{zstd_level:>6} {per_sample:>9.4} {bytes:>12} {best:>10.1?}");
+    }
+    Ok(())
+}
+
+fn write_block(dir: &PathBuf, files: &HashMap<String, Bytes>) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("wrote the shipped block to {}", dir.display());
+    Ok(())
+}
+
+fn write_expected(path: &PathBuf, expected: &[SeriesSamples]) -> Result<()> {
+    use std::io::Write as _;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (id, s) in expected.iter().enumerate() {
+        let labels: Vec<String> = s
+            .labels
+            .iter()
+            .map(|l| format!("{}={}", l.name, l.value))
+            .collect();
+        let labels = labels.join("\u{1f}");
+        for (t, v) in s.timestamps.iter().zip(&s.values) {
+            writeln!(out, "{id}\t{labels}\t{t}\t{:016x}", v.to_bits())?;
+        }
+    }
+    out.flush()?;
+    println!("wrote the expected samples to {}", path.display());
+    Ok(())
+}
+
+/// The synthetic workload: per host, a node_exporter target and an application target
+/// (Go runtime, HTTP histograms, a few kube-state-metrics-like pod series), each target with
+/// its own scrape phase and ±jitter shared by all its series. Plus what real blocks hold: a
+/// pod replaced mid-block (staleness markers, series that start late), a missed scrape, a
+/// counter reset, a summary that is NaN until its first observation, and edge values.
 mod workload {
-    use super::*;
+    use strata_shared::block::{choose_scale, scaled_value, SeriesSamples, MAX_SCALE};
+    use strata_shared::labels::{Labels, METRIC_NAME};
 
     /// 2023-11-14T22:00:00Z, a 2 h boundary.
     pub(super) const START_MS: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 7_200_000;
-    pub(super) const MAX_JITTER_MS: i64 = 1_000;
     /// Go's `math.NaN()`, what a summary with no observations exposes.
     const GO_NAN: u64 = 0x7ff8_0000_0000_0001;
     /// Prometheus' staleness marker.
     const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+    /// What `Kind::Edge` cycles through: signed zeros, infinities, extremes, a NaN payload.
+    const EDGE_VALUES: [f64; 10] = [
+        -0.0,
+        0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        -1.5,
+        1e21,
+        f64::from_bits(0xfff8_0000_0000_0000),
+    ];
 
     #[derive(Debug)]
     pub(super) struct Config {
@@ -324,18 +362,19 @@ mod workload {
         }
     }
 
-    /// How a series' values evolve. Decimal kinds hold an integer `m` and expose `m / 10^scale`,
-    /// the double Prometheus gets when it parses the exposition text.
+    /// How a series' values evolve. Decimal kinds hold an integer `m` and expose
+    /// `m / 10^scale`, the double Prometheus gets when it parses the exposition text.
     #[derive(Clone, Copy, Debug)]
     enum Kind {
-        /// Monotonic; each scrape adds a uniform integer in [low, high] (0 with probability idle).
+        /// Monotonic; each scrape adds a uniform integer in [low, high], except with
+        /// probability `idle`.
         Counter {
             low: i64,
             high: i64,
             idle: f64,
             scale: u8,
         },
-        /// Random walk of steps in [-step, step] times `unit`, kept in [min, max].
+        /// Random walk of steps in [-step, step] × unit, kept in [min, max] × unit.
         Gauge {
             start: i64,
             step: i64,
@@ -359,18 +398,8 @@ mod workload {
         },
         /// Wall clock in seconds with nanoseconds, like `node_time_seconds`.
         Clock,
-    }
-
-    #[derive(Debug)]
-    struct SeriesSpec {
-        labels: Vec<(String, String)>,
-        kind: Kind,
-    }
-
-    fn spec(name: &str, labels: &[(&str, String)], kind: Kind) -> SeriesSpec {
-        let mut all = vec![(METRIC_NAME.to_string(), name.to_string())];
-        all.extend(labels.iter().map(|(n, v)| (n.to_string(), v.clone())));
-        SeriesSpec { labels: all, kind }
+        /// Cycles through [`EDGE_VALUES`].
+        Edge,
     }
 
     fn counter(low: i64, high: i64) -> Kind {
@@ -382,94 +411,216 @@ mod workload {
         }
     }
 
-    fn bytes_gauge(rng: &mut Rng, max_pages: i64, unit: i64) -> Kind {
-        let start = rng.between(max_pages / 10, max_pages / 2);
-        Kind::Gauge {
-            start,
-            step: rng.between(0, 64),
-            unit,
-            min: 0,
-            max: max_pages,
+    fn rare_counter(idle: f64) -> Kind {
+        Kind::Counter {
+            low: 1,
+            high: 3,
+            idle,
             scale: 0,
         }
     }
 
+    fn decimal_counter(low: i64, high: i64, idle: f64, scale: u8) -> Kind {
+        Kind::Counter {
+            low,
+            high,
+            idle,
+            scale,
+        }
+    }
+
+    fn gauge(start: i64, step: i64, (min, max): (i64, i64), scale: u8) -> Kind {
+        Kind::Gauge {
+            start,
+            step,
+            unit: 1,
+            min,
+            max,
+            scale,
+        }
+    }
+
+    /// A byte gauge moving in multiples of `unit` (pages, blocks).
+    fn bytes_gauge(rng: &mut Rng, max_units: i64, unit: i64) -> Kind {
+        Kind::Gauge {
+            start: rng.between(max_units / 10, max_units / 2),
+            step: rng.between(0, 64),
+            unit,
+            min: 0,
+            max: max_units,
+            scale: 0,
+        }
+    }
+
+    #[derive(Debug)]
+    struct SeriesSpec {
+        labels: Vec<(String, String)>,
+        kind: Kind,
+    }
+
+    fn spec(name: &str, labels: &[(&str, &str)], kind: Kind) -> SeriesSpec {
+        let mut all = vec![(METRIC_NAME.to_string(), name.to_string())];
+        all.extend(labels.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+        SeriesSpec { labels: all, kind }
+    }
+
+    const CPU_MODES: [(&str, i64, i64); 8] = [
+        ("idle", 1200, 1500),
+        ("iowait", 0, 30),
+        ("irq", 0, 5),
+        ("nice", 0, 2),
+        ("softirq", 0, 20),
+        ("steal", 0, 0),
+        ("system", 20, 100),
+        ("user", 50, 250),
+    ];
+    const MEMINFO: [&str; 47] = [
+        "MemTotal",
+        "MemFree",
+        "MemAvailable",
+        "Buffers",
+        "Cached",
+        "SwapCached",
+        "Active",
+        "Inactive",
+        "Active_anon",
+        "Inactive_anon",
+        "Active_file",
+        "Inactive_file",
+        "Unevictable",
+        "Mlocked",
+        "SwapTotal",
+        "SwapFree",
+        "Dirty",
+        "Writeback",
+        "AnonPages",
+        "Mapped",
+        "Shmem",
+        "KReclaimable",
+        "Slab",
+        "SReclaimable",
+        "SUnreclaim",
+        "KernelStack",
+        "PageTables",
+        "NFS_Unstable",
+        "Bounce",
+        "WritebackTmp",
+        "CommitLimit",
+        "Committed_AS",
+        "VmallocTotal",
+        "VmallocUsed",
+        "VmallocChunk",
+        "Percpu",
+        "HardwareCorrupted",
+        "AnonHugePages",
+        "ShmemHugePages",
+        "ShmemPmdMapped",
+        "FileHugePages",
+        "HugePages_Total",
+        "HugePages_Free",
+        "Hugepagesize",
+        "DirectMap4k",
+        "DirectMap2M",
+        "DirectMap1G",
+    ];
+    const MOUNTS: [(&str, &str, &str); 5] = [
+        ("/dev/nvme0n1p2", "ext4", "/"),
+        ("/dev/nvme0n1p1", "vfat", "/boot/efi"),
+        ("/dev/nvme1n1", "xfs", "/var/lib/data"),
+        ("tmpfs", "tmpfs", "/run"),
+        ("tmpfs", "tmpfs", "/tmp"),
+    ];
+    const DISK_COUNTERS: [(&str, i64, i64); 8] = [
+        ("reads_completed", 0, 400),
+        ("reads_merged", 0, 20),
+        ("writes_completed", 10, 900),
+        ("writes_merged", 0, 300),
+        ("read_bytes", 0, 8_000_000),
+        ("written_bytes", 40_000, 20_000_000),
+        ("discards_completed", 0, 2),
+        ("flush_requests", 0, 40),
+    ];
+    const DISK_SECONDS: [(&str, i64); 5] = [
+        ("read_time", 400),
+        ("write_time", 3_000),
+        ("io_time", 2_000),
+        ("io_time_weighted", 5_000),
+        ("discard_time", 3),
+    ];
+    const NETSTAT: [&str; 30] = [
+        "Tcp_ActiveOpens",
+        "Tcp_PassiveOpens",
+        "Tcp_CurrEstab",
+        "Tcp_InSegs",
+        "Tcp_OutSegs",
+        "Tcp_RetransSegs",
+        "Tcp_InErrs",
+        "Tcp_OutRsts",
+        "Udp_InDatagrams",
+        "Udp_OutDatagrams",
+        "Udp_InErrors",
+        "Udp_NoPorts",
+        "Udp_RcvbufErrors",
+        "Udp_SndbufErrors",
+        "Icmp_InMsgs",
+        "Icmp_OutMsgs",
+        "Icmp_InErrors",
+        "Ip_Forwarding",
+        "Ip6_InOctets",
+        "Ip6_OutOctets",
+        "IpExt_InOctets",
+        "IpExt_OutOctets",
+        "TcpExt_ListenDrops",
+        "TcpExt_ListenOverflows",
+        "TcpExt_SyncookiesFailed",
+        "TcpExt_SyncookiesRecv",
+        "TcpExt_SyncookiesSent",
+        "TcpExt_TCPSynRetrans",
+        "TcpExt_TCPTimeouts",
+        "TcpExt_TCPOFOQueue",
+    ];
+    const VMSTAT: [(&str, i64, i64); 7] = [
+        ("pgpgin", 0, 20_000),
+        ("pgpgout", 100, 50_000),
+        ("pswpin", 0, 0),
+        ("pswpout", 0, 0),
+        ("pgfault", 10_000, 900_000),
+        ("pgmajfault", 0, 30),
+        ("oom_kill", 0, 0),
+    ];
+    const COLLECTORS: [&str; 20] = [
+        "arp",
+        "bcache",
+        "bonding",
+        "btrfs",
+        "conntrack",
+        "cpu",
+        "cpufreq",
+        "diskstats",
+        "dmi",
+        "edac",
+        "entropy",
+        "fibrechannel",
+        "filefd",
+        "filesystem",
+        "hwmon",
+        "infiniband",
+        "loadavg",
+        "meminfo",
+        "netclass",
+        "netdev",
+    ];
+
     fn node_exporter(rng: &mut Rng) -> Vec<SeriesSpec> {
         let mut out = Vec::new();
-        let modes = [
-            ("idle", 1200, 1500),
-            ("iowait", 0, 30),
-            ("irq", 0, 5),
-            ("nice", 0, 2),
-            ("softirq", 0, 20),
-            ("steal", 0, 0),
-            ("system", 20, 100),
-            ("user", 50, 250),
-        ];
-        for cpu in 0..8 {
-            for (mode, low, high) in modes {
-                out.push(spec(
-                    "node_cpu_seconds_total",
-                    &[("cpu", cpu.to_string()), ("mode", mode.to_string())],
-                    Kind::Counter {
-                        low,
-                        high,
-                        idle: 0.0,
-                        scale: 2,
-                    },
-                ));
+        for cpu in ["0", "1", "2", "3", "4", "5", "6", "7"] {
+            for (mode, low, high) in CPU_MODES {
+                let labels = [("cpu", cpu), ("mode", mode)];
+                let kind = decimal_counter(low, high, 0.0, 2);
+                out.push(spec("node_cpu_seconds_total", &labels, kind));
             }
         }
-        let memory = [
-            "MemTotal",
-            "MemFree",
-            "MemAvailable",
-            "Buffers",
-            "Cached",
-            "SwapCached",
-            "Active",
-            "Inactive",
-            "Active_anon",
-            "Inactive_anon",
-            "Active_file",
-            "Inactive_file",
-            "Unevictable",
-            "Mlocked",
-            "SwapTotal",
-            "SwapFree",
-            "Dirty",
-            "Writeback",
-            "AnonPages",
-            "Mapped",
-            "Shmem",
-            "KReclaimable",
-            "Slab",
-            "SReclaimable",
-            "SUnreclaim",
-            "KernelStack",
-            "PageTables",
-            "NFS_Unstable",
-            "Bounce",
-            "WritebackTmp",
-            "CommitLimit",
-            "Committed_AS",
-            "VmallocTotal",
-            "VmallocUsed",
-            "VmallocChunk",
-            "Percpu",
-            "HardwareCorrupted",
-            "AnonHugePages",
-            "ShmemHugePages",
-            "ShmemPmdMapped",
-            "FileHugePages",
-            "HugePages_Total",
-            "HugePages_Free",
-            "Hugepagesize",
-            "DirectMap4k",
-            "DirectMap2M",
-            "DirectMap1G",
-        ];
-        for (i, name) in memory.iter().enumerate() {
+        for (i, name) in MEMINFO.iter().enumerate() {
             let kind = match i % 5 {
                 0 => Kind::Constant((rng.between(1, 64) << 30) as f64),
                 1 => Kind::Constant(0.0),
@@ -477,33 +628,27 @@ mod workload {
             };
             out.push(spec(&format!("node_memory_{name}_bytes"), &[], kind));
         }
-        let mounts = [
-            ("/dev/nvme0n1p2", "ext4", "/"),
-            ("/dev/nvme0n1p1", "vfat", "/boot/efi"),
-            ("/dev/nvme1n1", "xfs", "/var/lib/data"),
-            ("tmpfs", "tmpfs", "/run"),
-            ("tmpfs", "tmpfs", "/tmp"),
-        ];
-        for (device, fstype, mountpoint) in mounts {
+        for (device, fstype, mountpoint) in MOUNTS {
             let labels = [
-                ("device", device.to_string()),
-                ("fstype", fstype.to_string()),
-                ("mountpoint", mountpoint.to_string()),
+                ("device", device),
+                ("fstype", fstype),
+                ("mountpoint", mountpoint),
             ];
-            let size_blocks = rng.between(1 << 18, 1 << 26);
+            let blocks = rng.between(1 << 18, 1 << 26);
+            let size = Kind::Constant((blocks * 4096) as f64);
+            let files = Kind::Constant(rng.between(1 << 16, 1 << 24) as f64);
+            out.push(spec("node_filesystem_size_bytes", &labels, size));
             out.push(spec(
-                "node_filesystem_size_bytes",
+                "node_filesystem_avail_bytes",
                 &labels,
-                Kind::Constant((size_blocks * 4096) as f64),
+                bytes_gauge(rng, blocks, 4096),
             ));
-            for name in ["node_filesystem_avail_bytes", "node_filesystem_free_bytes"] {
-                out.push(spec(name, &labels, bytes_gauge(rng, size_blocks, 4096)));
-            }
             out.push(spec(
-                "node_filesystem_files",
+                "node_filesystem_free_bytes",
                 &labels,
-                Kind::Constant(rng.between(1 << 16, 1 << 24) as f64),
+                bytes_gauge(rng, blocks, 4096),
             ));
+            out.push(spec("node_filesystem_files", &labels, files));
             out.push(spec(
                 "node_filesystem_files_free",
                 &labels,
@@ -521,29 +666,24 @@ mod workload {
             ));
         }
         for device in ["eth0", "eth1", "lo", "docker0"] {
-            let labels = [("device", device.to_string())];
+            let labels = [("device", device)];
             for direction in ["receive", "transmit"] {
+                let prefix = format!("node_network_{direction}");
                 out.push(spec(
-                    &format!("node_network_{direction}_bytes_total"),
+                    &format!("{prefix}_bytes_total"),
                     &labels,
                     counter(10_000, 5_000_000),
                 ));
                 out.push(spec(
-                    &format!("node_network_{direction}_packets_total"),
+                    &format!("{prefix}_packets_total"),
                     &labels,
                     counter(10, 4_000),
                 ));
                 for name in ["errs", "drop", "fifo", "compressed", "multicast", "frame"] {
-                    let kind = Kind::Counter {
-                        low: 1,
-                        high: 3,
-                        idle: 0.995,
-                        scale: 0,
-                    };
                     out.push(spec(
-                        &format!("node_network_{direction}_{name}_total"),
+                        &format!("{prefix}_{name}_total"),
                         &labels,
-                        kind,
+                        rare_counter(0.995),
                     ));
                 }
             }
@@ -561,36 +701,16 @@ mod workload {
             }
         }
         for device in ["nvme0n1", "nvme1n1", "sda"] {
-            let labels = [("device", device.to_string())];
-            for (name, low, high) in [
-                ("reads_completed", 0, 400),
-                ("reads_merged", 0, 20),
-                ("writes_completed", 10, 900),
-                ("writes_merged", 0, 300),
-                ("read_bytes", 0, 8_000_000),
-                ("written_bytes", 40_000, 20_000_000),
-                ("discards_completed", 0, 2),
-                ("flush_requests", 0, 40),
-            ] {
+            let labels = [("device", device)];
+            for (name, low, high) in DISK_COUNTERS {
                 out.push(spec(
                     &format!("node_disk_{name}_total"),
                     &labels,
                     counter(low, high),
                 ));
             }
-            for (name, high) in [
-                ("read_time", 400),
-                ("write_time", 3_000),
-                ("io_time", 2_000),
-                ("io_time_weighted", 5_000),
-                ("discard_time", 3),
-            ] {
-                let kind = Kind::Counter {
-                    low: 0,
-                    high,
-                    idle: 0.1,
-                    scale: 3,
-                };
+            for (name, high) in DISK_SECONDS {
+                let kind = decimal_counter(0, high, 0.1, 3);
                 out.push(spec(
                     &format!("node_disk_{name}_seconds_total"),
                     &labels,
@@ -599,15 +719,7 @@ mod workload {
             }
         }
         for name in ["node_load1", "node_load5", "node_load15"] {
-            let kind = Kind::Gauge {
-                start: 150,
-                step: 20,
-                unit: 1,
-                min: 0,
-                max: 1600,
-                scale: 2,
-            };
-            out.push(spec(name, &[], kind));
+            out.push(spec(name, &[], gauge(150, 20, (0, 1600), 2)));
         }
         out.push(spec(
             "node_context_switches_total",
@@ -616,30 +728,8 @@ mod workload {
         ));
         out.push(spec("node_intr_total", &[], counter(30_000, 150_000)));
         out.push(spec("node_forks_total", &[], counter(10, 400)));
-        out.push(spec(
-            "node_procs_running",
-            &[],
-            Kind::Gauge {
-                start: 3,
-                step: 2,
-                unit: 1,
-                min: 1,
-                max: 32,
-                scale: 0,
-            },
-        ));
-        out.push(spec(
-            "node_procs_blocked",
-            &[],
-            Kind::Gauge {
-                start: 0,
-                step: 1,
-                unit: 1,
-                min: 0,
-                max: 4,
-                scale: 0,
-            },
-        ));
+        out.push(spec("node_procs_running", &[], gauge(3, 2, (1, 32), 0)));
+        out.push(spec("node_procs_blocked", &[], gauge(0, 1, (0, 4), 0)));
         out.push(spec(
             "node_boot_time_seconds",
             &[],
@@ -654,173 +744,81 @@ mod workload {
         out.push(spec(
             "node_filefd_allocated",
             &[],
-            Kind::Gauge {
-                start: 9000,
-                step: 30,
-                unit: 1,
-                min: 1000,
-                max: 100_000,
-                scale: 0,
-            },
+            gauge(9000, 30, (1000, 100_000), 0),
         ));
         out.push(spec(
             "node_filefd_maximum",
             &[],
-            Kind::Constant(9_223_372_036_854_775_807.0),
+            Kind::Constant(9.223_372_036_854_776e18),
         ));
         for chip in ["platform_coretemp_0", "platform_coretemp_1"] {
             for sensor in ["temp1", "temp2", "temp3"] {
                 let kind = Kind::Gauge {
-                    start: 450,
-                    step: 10,
+                    start: 90,
+                    step: 2,
                     unit: 5,
-                    min: 300,
-                    max: 900,
+                    min: 60,
+                    max: 180,
                     scale: 1,
                 };
-                out.push(spec(
-                    "node_hwmon_temp_celsius",
-                    &[("chip", chip.to_string()), ("sensor", sensor.to_string())],
-                    kind,
-                ));
+                let labels = [("chip", chip), ("sensor", sensor)];
+                out.push(spec("node_hwmon_temp_celsius", &labels, kind));
             }
         }
-        for name in [
-            "Tcp_ActiveOpens",
-            "Tcp_PassiveOpens",
-            "Tcp_CurrEstab",
-            "Tcp_InSegs",
-            "Tcp_OutSegs",
-            "Tcp_RetransSegs",
-            "Tcp_InErrs",
-            "Tcp_OutRsts",
-            "Udp_InDatagrams",
-            "Udp_OutDatagrams",
-            "Udp_InErrors",
-            "Udp_NoPorts",
-            "Udp_RcvbufErrors",
-            "Udp_SndbufErrors",
-            "Icmp_InMsgs",
-            "Icmp_OutMsgs",
-            "Icmp_InErrors",
-            "Ip_Forwarding",
-            "Ip6_InOctets",
-            "Ip6_OutOctets",
-            "IpExt_InOctets",
-            "IpExt_OutOctets",
-            "TcpExt_ListenDrops",
-            "TcpExt_ListenOverflows",
-            "TcpExt_SyncookiesFailed",
-            "TcpExt_SyncookiesRecv",
-            "TcpExt_SyncookiesSent",
-            "TcpExt_TCPSynRetrans",
-            "TcpExt_TCPTimeouts",
-            "TcpExt_TCPOFOQueue",
-        ] {
+        for name in NETSTAT {
             let kind = match name {
-                "Tcp_CurrEstab" => Kind::Gauge {
-                    start: 120,
-                    step: 5,
-                    unit: 1,
-                    min: 0,
-                    max: 10_000,
-                    scale: 0,
-                },
+                "Tcp_CurrEstab" => gauge(120, 5, (0, 10_000), 0),
                 "Ip_Forwarding" => Kind::Constant(1.0),
                 n if n.contains("Octets") => counter(100_000, 9_000_000),
-                n if n.contains("Err")
-                    || n.contains("Drops")
-                    || n.contains("Overflows")
-                    || n.contains("Syncookies") =>
+                n if ["Err", "Drops", "Overflows", "Syncookies"]
+                    .iter()
+                    .any(|e| n.contains(e)) =>
                 {
-                    Kind::Counter {
-                        low: 1,
-                        high: 5,
-                        idle: 0.99,
-                        scale: 0,
-                    }
+                    rare_counter(0.99)
                 }
                 _ => counter(0, 3_000),
             };
             out.push(spec(&format!("node_netstat_{name}"), &[], kind));
         }
-        for (name, low, high) in [
-            ("pgpgin", 0, 20_000),
-            ("pgpgout", 100, 50_000),
-            ("pswpin", 0, 0),
-            ("pswpout", 0, 0),
-            ("pgfault", 10_000, 900_000),
-            ("pgmajfault", 0, 30),
-            ("oom_kill", 0, 0),
-        ] {
+        for (name, low, high) in VMSTAT {
             out.push(spec(
                 &format!("node_vmstat_{name}"),
                 &[],
                 counter(low, high),
             ));
         }
+        let timex = "node_timex";
         out.push(spec(
-            "node_timex_offset_seconds",
+            &format!("{timex}_offset_seconds"),
             &[],
             Kind::Noisy { magnitude: 1e-5 },
         ));
+        let ratio = Kind::Noisy { magnitude: 1.0 };
         out.push(spec(
-            "node_timex_frequency_adjustment_ratio",
+            &format!("{timex}_frequency_adjustment_ratio"),
             &[],
-            Kind::Noisy { magnitude: 1.0 },
+            ratio,
         ));
+        let error = gauge(400, 30, (0, 100_000), 6);
         out.push(spec(
-            "node_timex_estimated_error_seconds",
+            &format!("{timex}_estimated_error_seconds"),
             &[],
-            Kind::Gauge {
-                start: 400,
-                step: 30,
-                unit: 1,
-                min: 0,
-                max: 100_000,
-                scale: 6,
-            },
+            error,
         ));
+        let max_error = gauge(50_000, 500, (0, 16_000_000), 6);
+        out.push(spec(&format!("{timex}_maxerror_seconds"), &[], max_error));
         out.push(spec(
-            "node_timex_maxerror_seconds",
+            &format!("{timex}_sync_status"),
             &[],
-            Kind::Gauge {
-                start: 50_000,
-                step: 500,
-                unit: 1,
-                min: 0,
-                max: 16_000_000,
-                scale: 6,
-            },
+            Kind::Constant(1.0),
         ));
-        out.push(spec("node_timex_sync_status", &[], Kind::Constant(1.0)));
-        for collector in [
-            "arp",
-            "bcache",
-            "bonding",
-            "btrfs",
-            "conntrack",
-            "cpu",
-            "cpufreq",
-            "diskstats",
-            "dmi",
-            "edac",
-            "entropy",
-            "fibrechannel",
-            "filefd",
-            "filesystem",
-            "hwmon",
-            "infiniband",
-            "loadavg",
-            "meminfo",
-            "netclass",
-            "netdev",
-        ] {
-            let labels = [("collector", collector.to_string())];
+        for collector in COLLECTORS {
+            let labels = [("collector", collector)];
+            let duration = Kind::Noisy { magnitude: 2e-3 };
             out.push(spec(
                 "node_scrape_collector_duration_seconds",
                 &labels,
-                Kind::Noisy { magnitude: 2e-3 },
+                duration,
             ));
             out.push(spec(
                 "node_scrape_collector_success",
@@ -831,91 +829,79 @@ mod workload {
         out
     }
 
+    const GO_MEMSTATS_GAUGES: [&str; 18] = [
+        "alloc_bytes",
+        "buck_hash_sys_bytes",
+        "gc_sys_bytes",
+        "heap_alloc_bytes",
+        "heap_idle_bytes",
+        "heap_inuse_bytes",
+        "heap_objects",
+        "heap_released_bytes",
+        "heap_sys_bytes",
+        "mcache_inuse_bytes",
+        "mcache_sys_bytes",
+        "mspan_inuse_bytes",
+        "mspan_sys_bytes",
+        "next_gc_bytes",
+        "other_sys_bytes",
+        "stack_inuse_bytes",
+        "stack_sys_bytes",
+        "sys_bytes",
+    ];
+    const GO_MEMSTATS_COUNTERS: [(&str, i64, i64); 4] = [
+        ("alloc_bytes_total", 100_000, 90_000_000),
+        ("frees_total", 1_000, 900_000),
+        ("mallocs_total", 1_000, 900_000),
+        ("lookups_total", 0, 0),
+    ];
+    const HANDLERS: [&str; 6] = [
+        "/api/v1/query",
+        "/api/v1/push",
+        "/metrics",
+        "/-/healthy",
+        "/api/v1/series",
+        "/ui",
+    ];
+    const DURATION_BUCKETS: [&str; 12] = [
+        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
+    ];
+    const SIZE_BUCKETS: [&str; 8] = [
+        "100", "1000", "10000", "100000", "1e+06", "1e+07", "1e+08", "+Inf",
+    ];
+
     fn application(rng: &mut Rng, host: usize) -> Vec<SeriesSpec> {
         let mut out = Vec::new();
         for quantile in ["0", "0.25", "0.5", "0.75", "1"] {
+            let kind = Kind::Noisy { magnitude: 5e-4 };
             out.push(spec(
                 "go_gc_duration_seconds",
-                &[("quantile", quantile.to_string())],
-                Kind::Noisy { magnitude: 5e-4 },
+                &[("quantile", quantile)],
+                kind,
             ));
         }
-        out.push(spec(
-            "go_gc_duration_seconds_sum",
-            &[],
-            Kind::NoisyCounter { mean: 2e-3 },
-        ));
+        let gc_sum = Kind::NoisyCounter { mean: 2e-3 };
+        out.push(spec("go_gc_duration_seconds_sum", &[], gc_sum));
         out.push(spec(
             "go_gc_duration_seconds_count",
             &[],
-            Kind::Counter {
-                low: 0,
-                high: 3,
-                idle: 0.3,
-                scale: 0,
-            },
+            decimal_counter(0, 3, 0.3, 0),
         ));
-        out.push(spec(
-            "go_goroutines",
-            &[],
-            Kind::Gauge {
-                start: 80,
-                step: 6,
-                unit: 1,
-                min: 10,
-                max: 5000,
-                scale: 0,
-            },
-        ));
-        out.push(spec(
-            "go_threads",
-            &[],
-            Kind::Gauge {
-                start: 14,
-                step: 1,
-                unit: 1,
-                min: 4,
-                max: 64,
-                scale: 0,
-            },
-        ));
+        out.push(spec("go_goroutines", &[], gauge(80, 6, (10, 5000), 0)));
+        out.push(spec("go_threads", &[], gauge(14, 1, (4, 64), 0)));
         out.push(spec(
             "go_info",
-            &[("version", "go1.21.4".to_string())],
+            &[("version", "go1.21.4")],
             Kind::Constant(1.0),
         ));
-        for name in [
-            "alloc_bytes",
-            "buck_hash_sys_bytes",
-            "gc_sys_bytes",
-            "heap_alloc_bytes",
-            "heap_idle_bytes",
-            "heap_inuse_bytes",
-            "heap_objects",
-            "heap_released_bytes",
-            "heap_sys_bytes",
-            "mcache_inuse_bytes",
-            "mcache_sys_bytes",
-            "mspan_inuse_bytes",
-            "mspan_sys_bytes",
-            "next_gc_bytes",
-            "other_sys_bytes",
-            "stack_inuse_bytes",
-            "stack_sys_bytes",
-            "sys_bytes",
-        ] {
+        for name in GO_MEMSTATS_GAUGES {
             out.push(spec(
                 &format!("go_memstats_{name}"),
                 &[],
                 bytes_gauge(rng, 1 << 24, 8),
             ));
         }
-        for (name, low, high) in [
-            ("alloc_bytes_total", 100_000, 90_000_000),
-            ("frees_total", 1_000, 900_000),
-            ("mallocs_total", 1_000, 900_000),
-            ("lookups_total", 0, 0),
-        ] {
+        for (name, low, high) in GO_MEMSTATS_COUNTERS {
             out.push(spec(
                 &format!("go_memstats_{name}"),
                 &[],
@@ -923,305 +909,233 @@ mod workload {
             ));
         }
         out.push(spec("go_memstats_last_gc_time_seconds", &[], Kind::Clock));
-        out.push(spec(
-            "go_memstats_gc_cpu_fraction",
-            &[],
-            Kind::Noisy { magnitude: 1e-4 },
-        ));
+        let fraction = Kind::Noisy { magnitude: 1e-4 };
+        out.push(spec("go_memstats_gc_cpu_fraction", &[], fraction));
         out.push(spec(
             "process_cpu_seconds_total",
             &[],
-            Kind::Counter {
-                low: 1,
-                high: 90,
-                idle: 0.0,
-                scale: 2,
-            },
+            decimal_counter(1, 90, 0.0, 2),
         ));
         out.push(spec("process_max_fds", &[], Kind::Constant(1_048_576.0)));
-        out.push(spec(
-            "process_open_fds",
-            &[],
-            Kind::Gauge {
-                start: 40,
-                step: 3,
-                unit: 1,
-                min: 8,
-                max: 5000,
-                scale: 0,
-            },
-        ));
-        out.push(spec(
-            "process_resident_memory_bytes",
-            &[],
-            bytes_gauge(rng, 1 << 20, 4096),
-        ));
-        out.push(spec(
-            "process_virtual_memory_bytes",
-            &[],
-            bytes_gauge(rng, 1 << 22, 4096),
-        ));
-        out.push(spec(
-            "process_virtual_memory_max_bytes",
-            &[],
-            Kind::Constant(1.8446744073709552e19),
-        ));
-        out.push(spec(
-            "process_start_time_seconds",
-            &[],
-            Kind::Constant((1_699_999_000_00 + host as i64) as f64 / 100.0),
-        ));
-        let handlers = [
-            "/api/v1/query",
-            "/api/v1/push",
-            "/metrics",
-            "/-/healthy",
-            "/api/v1/series",
-            "/ui",
-        ];
-        for handler in handlers {
+        out.push(spec("process_open_fds", &[], gauge(40, 3, (8, 5000), 0)));
+        let resident = bytes_gauge(rng, 1 << 20, 4096);
+        out.push(spec("process_resident_memory_bytes", &[], resident));
+        let virtual_memory = bytes_gauge(rng, 1 << 22, 4096);
+        out.push(spec("process_virtual_memory_bytes", &[], virtual_memory));
+        let max_virtual = Kind::Constant(1.844_674_407_370_955_2e19);
+        out.push(spec("process_virtual_memory_max_bytes", &[], max_virtual));
+        let start = Kind::Constant((169_999_900_000 + host as i64) as f64 / 100.0);
+        out.push(spec("process_start_time_seconds", &[], start));
+        for handler in HANDLERS {
             for (code, low, high, idle) in [
                 ("200", 10, 900, 0.0),
                 ("404", 1, 3, 0.9),
                 ("500", 1, 2, 0.98),
             ] {
-                let labels = [
-                    ("handler", handler.to_string()),
-                    ("code", code.to_string()),
-                    ("method", "GET".to_string()),
-                ];
-                out.push(spec(
-                    "http_requests_total",
-                    &labels,
-                    Kind::Counter {
-                        low,
-                        high,
-                        idle,
-                        scale: 0,
-                    },
-                ));
+                let labels = [("handler", handler), ("code", code), ("method", "GET")];
+                let kind = decimal_counter(low, high, idle, 0);
+                out.push(spec("http_requests_total", &labels, kind));
             }
         }
-        let buckets = [
-            "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
+        let histograms = [
+            (
+                "http_request_duration_seconds",
+                &DURATION_BUCKETS[..],
+                60,
+                true,
+            ),
+            ("http_response_size_bytes", &SIZE_BUCKETS[..], 80, false),
         ];
-        for handler in &handlers[..4] {
-            let mut high = 5;
-            for le in buckets {
-                high += 60;
-                let labels = [("handler", handler.to_string()), ("le", le.to_string())];
+        for (name, buckets, step, float_sum) in histograms {
+            for handler in &HANDLERS[..4] {
+                let mut high = 5;
+                for le in buckets {
+                    high += step;
+                    let labels = [("handler", *handler), ("le", *le)];
+                    out.push(spec(
+                        &format!("{name}_bucket"),
+                        &labels,
+                        counter(high / 2, high),
+                    ));
+                }
+                let labels = [("handler", *handler)];
+                let sum = match float_sum {
+                    true => Kind::NoisyCounter { mean: 30.0 },
+                    false => counter(10_000, 5_000_000),
+                };
+                out.push(spec(&format!("{name}_sum"), &labels, sum));
                 out.push(spec(
-                    "http_request_duration_seconds_bucket",
+                    &format!("{name}_count"),
                     &labels,
                     counter(high / 2, high),
                 ));
             }
-            let labels = [("handler", handler.to_string())];
-            out.push(spec(
-                "http_request_duration_seconds_sum",
-                &labels,
-                Kind::NoisyCounter { mean: 30.0 },
-            ));
-            out.push(spec(
-                "http_request_duration_seconds_count",
-                &labels,
-                counter(high / 2, high),
-            ));
         }
-        let sizes = [
-            "100", "1000", "10000", "100000", "1e+06", "1e+07", "1e+08", "+Inf",
-        ];
-        for handler in &handlers[..4] {
-            let mut high = 3;
-            for le in sizes {
-                high += 80;
-                let labels = [("handler", handler.to_string()), ("le", le.to_string())];
-                out.push(spec(
-                    "http_response_size_bytes_bucket",
-                    &labels,
-                    counter(high / 2, high),
-                ));
-            }
-            let labels = [("handler", handler.to_string())];
-            out.push(spec(
-                "http_response_size_bytes_sum",
-                &labels,
-                counter(10_000, 5_000_000),
-            ));
-            out.push(spec(
-                "http_response_size_bytes_count",
-                &labels,
-                counter(high / 2, high),
-            ));
-        }
-        out.push(spec(
-            "app_queue_length",
-            &[],
-            Kind::Gauge {
-                start: 10,
-                step: 4,
-                unit: 1,
-                min: 0,
-                max: 1000,
-                scale: 0,
-            },
-        ));
-        out.push(spec(
-            "app_cache_hit_ratio",
-            &[],
-            Kind::Noisy { magnitude: 0.6 },
-        ));
+        out.push(spec("app_queue_length", &[], gauge(10, 4, (0, 1000), 0)));
+        let hit_ratio = Kind::Noisy { magnitude: 0.6 };
+        out.push(spec("app_cache_hit_ratio", &[], hit_ratio));
         for pod in 0..6 {
             out.extend(pod_series(&format!("web-{host}-{pod}"), host));
+        }
+        if host == 0 {
+            out.push(spec("study_edge_values", &[], Kind::Edge));
         }
         out
     }
 
     fn pod_series(pod: &str, host: usize) -> Vec<SeriesSpec> {
-        let namespace = ("namespace", "shop".to_string());
-        let pod_label = ("pod", pod.to_string());
         let mut out = Vec::new();
         for phase in ["Pending", "Running", "Succeeded", "Failed", "Unknown"] {
-            let labels = [
-                namespace.clone(),
-                pod_label.clone(),
-                ("phase", phase.to_string()),
-            ];
-            out.push(spec(
-                "kube_pod_status_phase",
-                &labels,
-                Kind::Flag {
-                    on: phase == "Running",
-                },
-            ));
+            let labels = [("namespace", "shop"), ("pod", pod), ("phase", phase)];
+            let kind = Kind::Flag {
+                on: phase == "Running",
+            };
+            out.push(spec("kube_pod_status_phase", &labels, kind));
         }
+        let labels = [("namespace", "shop"), ("pod", pod), ("container", "web")];
+        let restarts = rare_counter(0.999);
         out.push(spec(
             "kube_pod_container_status_restarts_total",
-            &[
-                namespace.clone(),
-                pod_label.clone(),
-                ("container", "web".to_string()),
-            ],
-            Kind::Counter {
-                low: 1,
-                high: 1,
-                idle: 0.999,
-                scale: 0,
-            },
+            &labels,
+            restarts,
         ));
-        let info = [
-            namespace,
-            pod_label,
-            ("node", format!("host-{host:02}")),
-            (
-                "pod_ip",
-                format!("10.{host}.{}.{}", pod.len(), host * 7 % 250),
-            ),
-            ("uid", format!("8c1f{host:04}-{pod}")),
-            ("created_by_kind", "ReplicaSet".to_string()),
+        let node = format!("host-{host:02}");
+        let ip = format!("10.{host}.{}.{}", pod.len(), host * 7 % 250);
+        let uid = format!("8c1f{host:04}-{pod}");
+        let labels = [
+            ("namespace", "shop"),
+            ("pod", pod),
+            ("node", node.as_str()),
+            ("pod_ip", ip.as_str()),
+            ("uid", uid.as_str()),
+            ("created_by_kind", "ReplicaSet"),
         ];
-        out.push(spec("kube_pod_info", &info, Kind::Constant(1.0)));
+        out.push(spec("kube_pod_info", &labels, Kind::Constant(1.0)));
         out
     }
 
     /// When a series exists within the block.
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     enum Life {
         Always,
-        /// Ends with a staleness marker at this scrape (the pod went away).
+        /// Ends with a staleness marker at this scrape (its pod went away).
         StaleAt(usize),
         /// Appears at this scrape.
         From(usize),
     }
 
+    /// A scrape target: its labels, series, and when its scrapes happened (`None`: missed).
+    #[derive(Debug)]
+    struct Target {
+        job: &'static str,
+        instance: String,
+        series: Vec<(SeriesSpec, Life)>,
+        timestamps: Vec<Option<i64>>,
+        /// Counters restart from scratch at this scrape (the process restarted).
+        reset_at: Option<usize>,
+    }
+
     /// Generates the workload, in no particular order (the writer sorts).
     pub(super) fn generate(config: &Config) -> Vec<SeriesSamples> {
-        let mut out = Vec::new();
         let mut rng = Rng(0x5eed);
+        let mut out = Vec::new();
         for host in 0..config.hosts {
-            let mut targets = vec![
-                (
-                    "node",
-                    format!("host-{host:02}:9100"),
-                    node_exporter(&mut rng),
-                    Vec::new(),
-                ),
-                (
-                    "app",
-                    format!("host-{host:02}:8080"),
-                    application(&mut rng, host),
-                    Vec::new(),
-                ),
-            ];
+            let node = node_exporter(&mut rng);
+            let mut app: Vec<(SeriesSpec, Life)> = application(&mut rng, host)
+                .into_iter()
+                .map(|s| (s, Life::Always))
+                .collect();
             // A pod replaced mid-block on host 1: its series go stale, the new pod's appear.
             let half = config.scrapes / 2;
             if host == 1 {
-                let lives = &mut targets[1].3;
-                for s in pod_series("web-1-old", host) {
-                    lives.push((s, Life::StaleAt(half)));
-                }
-                for s in pod_series("web-1-new", host) {
-                    lives.push((s, Life::From(half + 1)));
-                }
+                let old = pod_series("web-1-old", host).into_iter();
+                app.extend(old.map(|s| (s, Life::StaleAt(half))));
+                let new = pod_series("web-1-new", host).into_iter();
+                app.extend(new.map(|s| (s, Life::From(half + 1))));
             }
-            for (target_index, (job, instance, specs, extra)) in targets.into_iter().enumerate() {
-                let phase = rng.between(0, config.interval_ms - 1);
-                // Host 3's application target misses one scrape.
-                let missed = (host == 3 && target_index == 1).then_some(config.scrapes / 3);
-                let timestamps: Vec<Option<i64>> = (0..config.scrapes)
-                    .map(|i| {
-                        let jitter = rng.between(-config.jitter_ms, config.jitter_ms);
-                        (Some(i) != missed)
-                            .then_some(START_MS + phase + i as i64 * config.interval_ms + jitter)
-                    })
-                    .collect();
-                let all = specs.into_iter().map(|s| (s, Life::Always)).chain(extra);
-                for (spec, life) in all {
-                    let mut labels = spec.labels.clone();
-                    labels.push(("job".to_string(), job.to_string()));
-                    labels.push(("instance".to_string(), instance.clone()));
-                    let mut series = SeriesSamples {
-                        labels: Labels::from_pairs(labels),
-                        ..SeriesSamples::default()
-                    };
-                    let mut state = State::new(spec.kind, &mut rng);
-                    // A process restart on host 5 resets its counters.
-                    let reset = (host == 5 && job == "app").then_some(config.scrapes / 3);
-                    for (i, timestamp) in timestamps.iter().enumerate() {
-                        if Some(i) == reset {
-                            state = State::new(spec.kind, &mut rng);
-                        }
-                        let value = state.next(spec.kind, &mut rng, timestamp.unwrap_or(0));
-                        let Some(timestamp) = *timestamp else {
-                            continue;
-                        };
-                        match life {
-                            Life::StaleAt(at) if i > at => break,
-                            Life::StaleAt(at) if i == at => {
-                                series.timestamps.push(timestamp);
-                                series.values.push(f64::from_bits(STALE_NAN));
-                                continue;
-                            }
-                            Life::From(from) if i < from => continue,
-                            _ => {}
-                        }
-                        // Host 2's GC summary has seen no GC during the first 40 scrapes.
-                        let value = if host == 2
-                            && i < 40
-                            && spec.labels[0].1 == "go_gc_duration_seconds"
-                        {
-                            f64::from_bits(GO_NAN)
-                        } else {
-                            value
-                        };
-                        series.timestamps.push(timestamp);
-                        series.values.push(value);
-                    }
-                    out.push(series);
+            let targets = [
+                Target {
+                    job: "node",
+                    instance: format!("host-{host:02}:9100"),
+                    series: node.into_iter().map(|s| (s, Life::Always)).collect(),
+                    timestamps: scrape_times(config, &mut rng, None),
+                    reset_at: None,
+                },
+                Target {
+                    job: "app",
+                    instance: format!("host-{host:02}:8080"),
+                    series: app,
+                    // Host 3's application target misses one scrape.
+                    timestamps: scrape_times(
+                        config,
+                        &mut rng,
+                        (host == 3).then_some(config.scrapes / 3),
+                    ),
+                    // Host 5's application restarts a third into the block.
+                    reset_at: (host == 5).then_some(config.scrapes / 3),
+                },
+            ];
+            for target in targets {
+                for (spec, life) in &target.series {
+                    out.push(series(&target, spec, *life, host, &mut rng));
                 }
             }
         }
         out
+    }
+
+    /// One target's scrape timestamps: its own phase, ±jitter per scrape.
+    fn scrape_times(config: &Config, rng: &mut Rng, missed: Option<usize>) -> Vec<Option<i64>> {
+        let jitter = config.jitter_ms;
+        let phase = rng.between(jitter, config.interval_ms - 1 - jitter);
+        (0..config.scrapes)
+            .map(|i| {
+                let t = START_MS + phase + i as i64 * config.interval_ms;
+                let t = t + rng.between(-jitter, jitter);
+                (Some(i) != missed).then_some(t)
+            })
+            .collect()
+    }
+
+    fn series(
+        target: &Target,
+        spec: &SeriesSpec,
+        life: Life,
+        host: usize,
+        rng: &mut Rng,
+    ) -> SeriesSamples {
+        let mut labels = spec.labels.clone();
+        labels.push(("job".to_string(), target.job.to_string()));
+        labels.push(("instance".to_string(), target.instance.clone()));
+        let mut series = SeriesSamples {
+            labels: Labels::from_pairs(labels),
+            ..SeriesSamples::default()
+        };
+        // Host 2's GC summary has seen no collection during the first 40 scrapes.
+        let nan_until = match host == 2 && spec.labels[0].1 == "go_gc_duration_seconds" {
+            true => 40,
+            false => 0,
+        };
+        let mut state = State::new(spec.kind, rng);
+        for (i, timestamp) in target.timestamps.iter().enumerate() {
+            if Some(i) == target.reset_at {
+                state = State::new(spec.kind, rng);
+            }
+            let value = state.next(spec.kind, rng, timestamp.unwrap_or_default());
+            let Some(timestamp) = *timestamp else {
+                continue;
+            };
+            let value = match life {
+                Life::StaleAt(at) if i > at => break,
+                Life::StaleAt(at) if i == at => f64::from_bits(STALE_NAN),
+                Life::From(from) if i < from => continue,
+                _ if i < nan_until => f64::from_bits(GO_NAN),
+                _ => value,
+            };
+            series.timestamps.push(timestamp);
+            series.values.push(value);
+        }
+        series
     }
 
     /// A series' running state.
@@ -1268,8 +1182,8 @@ mod workload {
                     scale,
                     ..
                 } => {
-                    self.integer = (self.integer + rng.between(-step, step) * unit)
-                        .clamp(min * unit, max * unit);
+                    let moved = self.integer + rng.between(-step, step) * unit;
+                    self.integer = moved.clamp(min * unit, max * unit);
                     decimal(self.integer, scale)
                 }
                 Kind::Constant(value) => value,
@@ -1277,11 +1191,7 @@ mod workload {
                     if rng.chance(0.002) {
                         self.on = !self.on;
                     }
-                    if self.on {
-                        1.0
-                    } else {
-                        0.0
-                    }
+                    f64::from(u8::from(self.on))
                 }
                 Kind::Noisy { magnitude } => magnitude * (0.2 + rng.unit()),
                 Kind::NoisyCounter { mean } => {
@@ -1289,56 +1199,36 @@ mod workload {
                     self.float
                 }
                 Kind::Clock => (timestamp * 1_000_000 + rng.between(0, 999_999)) as f64 / 1e9,
+                Kind::Edge => {
+                    self.integer += 1;
+                    EDGE_VALUES[self.integer as usize % EDGE_VALUES.len()]
+                }
             }
         }
     }
 
-    /// `integer / 10^scale`: the double parsing the decimal text gives.
+    /// `integer / 10^scale`: the double that parsing the decimal text gives.
     fn decimal(integer: i64, scale: u8) -> f64 {
         integer as f64 / 10f64.powi(i32::from(scale))
     }
 
-    /// Prints what kind of values the workload holds.
+    /// Prints what kind of values the workload holds, as the shipped writer sees them.
     pub(super) fn describe(series: &[SeriesSamples]) {
         let mut decimal_series = 0;
         let mut float_samples = 0usize;
-        let mut scales = [0usize; 16];
+        let mut scales = [0usize; MAX_SCALE as usize + 1];
         for s in series {
-            if let Some(scale) = choose_scale(&s.values) {
-                if std::env::var_os("STUDY_DEBUG").is_some() && scale >= 9 {
-                    let exact = s
+            match choose_scale(&s.values) {
+                Some(scale) => {
+                    decimal_series += 1;
+                    scales[usize::from(scale)] += 1;
+                    let inexact = s
                         .values
                         .iter()
-                        .filter(|&&v| scaled_value(v, scale).is_some())
-                        .count();
-                    println!(
-                        "  scale {scale}: {} exact {exact}/{}",
-                        s.labels,
-                        s.values.len()
-                    );
+                        .filter(|&&v| scaled_value(v, scale).is_none());
+                    float_samples += inexact.count();
                 }
-                decimal_series += 1;
-                scales[usize::from(scale)] += 1;
-                float_samples += s
-                    .values
-                    .iter()
-                    .filter(|&&v| scaled_value(v, scale).is_none())
-                    .count();
-            } else {
-                if std::env::var_os("STUDY_DEBUG").is_some() {
-                    let exact0 = s
-                        .values
-                        .iter()
-                        .filter(|&&v| scaled_value(v, 0).is_some())
-                        .count();
-                    println!(
-                        "  float: {} exact at 0: {exact0}/{} {:?}",
-                        s.labels,
-                        s.values.len(),
-                        &s.values[..3]
-                    );
-                }
-                float_samples += s.values.len();
+                None => float_samples += s.values.len(),
             }
         }
         let samples: usize = series.iter().map(|s| s.values.len()).sum();
@@ -1357,25 +1247,45 @@ mod workload {
     }
 }
 
-/// Candidate layouts, written with the same Parquet settings as the shipped writer so that
-/// only the layout differs.
+/// The candidate layouts, written with the shipped writer's Parquet settings (zstd, page
+/// statistics, row group and page sizes) so that only the layout differs.
 mod layouts {
-    use super::*;
+    use std::sync::Arc;
+
+    use anyhow::{ensure, Context, Result};
+    use arrow::array::{
+        Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, Int8Array, PrimitiveArray,
+        RecordBatch, StringArray,
+    };
+    use arrow::datatypes::{Field, Float64Type, Int32Type, Int64Type, Int8Type, Schema};
+    use bytes::Bytes;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::arrow_writer::ArrowWriterOptions;
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, Encoding, ZstdLevel};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    use parquet::schema::types::ColumnPath;
+    use strata_shared::block::{
+        choose_scale, group_timestamps, scaled_value, unscaled_value, EncodeOptions, SeriesSamples,
+    };
+    use strata_shared::labels::{Labels, METRIC_NAME};
+
+    use super::series_order;
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(super) enum Time {
-        /// A `timestamp` column on every sample row.
+    enum Time {
+        /// A `timestamp` column on every sample row (delta encoded).
         PerRow,
-        /// `scrape` on sample rows, timestamps once per group in `timestamps.parquet`.
+        /// `scrape` on sample rows, the timestamps once per group in `timestamps.parquet`.
         Grouped { share_subsets: bool },
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(super) enum Values {
+    enum Values {
         /// One float64 `value` column.
         Float(Encoding),
-        /// `value_int` (value × 10^scale) and `value_float`; the integers as given, absolute or
-        /// as the difference to the series' previous integer.
+        /// `value_int` (value × 10^scale, absolute or as the difference to the series'
+        /// previous integer) and `value_float` for the values that are not exact.
         Split {
             per_series_delta: bool,
             ints: Encoding,
@@ -1391,32 +1301,26 @@ mod layouts {
         zstd_level: i32,
     }
 
-    fn layout(name: &str, time: Time, values: Values) -> Layout {
-        let defaults = EncodeOptions::default();
-        Layout {
+    /// The layouts compared, all at zstd `level`; `quick` keeps the two the issue names.
+    pub(super) fn candidates(quick: bool, level: i32) -> Vec<Layout> {
+        use Encoding::{BYTE_STREAM_SPLIT, DELTA_BINARY_PACKED, PLAIN};
+        let page_rows = EncodeOptions::default().data_page_rows;
+        let layout = |name: &str, time, values| Layout {
             name: name.to_string(),
             time,
             values,
-            page_rows: defaults.data_page_rows,
-            zstd_level: defaults.zstd_level,
-        }
-    }
-
-    pub(super) fn candidates(quick: bool) -> Vec<Layout> {
-        use Encoding::*;
-        let grouped = Time::Grouped {
-            share_subsets: true,
+            page_rows,
+            zstd_level: level,
         };
         let exact_groups = Time::Grouped {
             share_subsets: false,
         };
-        let abs = Values::Split {
-            per_series_delta: false,
-            ints: DELTA_BINARY_PACKED,
+        let groups = Time::Grouped {
+            share_subsets: true,
         };
-        let delta_bss = Values::Split {
-            per_series_delta: true,
-            ints: BYTE_STREAM_SPLIT,
+        let split = |per_series_delta, ints| Values::Split {
+            per_series_delta,
+            ints,
         };
         let mut all = vec![
             layout(
@@ -1425,9 +1329,9 @@ mod layouts {
                 Values::Float(BYTE_STREAM_SPLIT),
             ),
             layout(
-                "B  d1: split value, timestamps per exact group",
+                "B  d1: split value (int DBP), exact ts groups",
                 exact_groups,
-                abs,
+                split(false, DELTA_BINARY_PACKED),
             ),
         ];
         if quick {
@@ -1439,88 +1343,75 @@ mod layouts {
                 Time::PerRow,
                 Values::Float(PLAIN),
             ),
-            layout("A+ row per sample, split value", Time::PerRow, abs),
-            layout("B+ d1, subsets share groups", grouped, abs),
-            layout("B+ d1, subsets, value_int delta (BSS)", grouped, delta_bss),
             layout(
-                "B+ d1, subsets, value_int delta (DELTA_BINARY_PACKED)",
-                grouped,
-                Values::Split {
-                    per_series_delta: true,
-                    ints: DELTA_BINARY_PACKED,
-                },
+                "A2 row per sample, split value (int DBP)",
+                Time::PerRow,
+                split(false, DELTA_BINARY_PACKED),
             ),
             layout(
-                "B+ d1, subsets, value_int (BSS)",
-                grouped,
-                Values::Split {
-                    per_series_delta: false,
-                    ints: BYTE_STREAM_SPLIT,
-                },
+                "B1 d1 + subsets join groups",
+                groups,
+                split(false, DELTA_BINARY_PACKED),
+            ),
+            layout(
+                "B2 B1 with int BSS",
+                groups,
+                split(false, BYTE_STREAM_SPLIT),
+            ),
+            layout(
+                "B3 B1 with int per-series delta, DBP",
+                groups,
+                split(true, DELTA_BINARY_PACKED),
+            ),
+            layout(
+                "B4 B1 with int per-series delta, BSS",
+                groups,
+                split(true, BYTE_STREAM_SPLIT),
             ),
         ]);
-        for page_rows in [20_000, 1 << 20] {
+        for rows in [20_000, 1 << 20] {
             let mut l = layout(
-                &format!("B+ delta (BSS), pages of {page_rows} rows"),
-                grouped,
-                delta_bss,
+                &format!("B4, pages of {rows} rows"),
+                groups,
+                split(true, BYTE_STREAM_SPLIT),
             );
-            l.page_rows = page_rows;
-            all.push(l);
-        }
-        for zstd_level in [1, 6, 9, 12, 15, 19] {
-            let mut l = layout(
-                &format!("B+ delta (BSS), zstd level {zstd_level}"),
-                grouped,
-                delta_bss,
-            );
-            l.zstd_level = zstd_level;
+            l.page_rows = rows;
             all.push(l);
         }
         all
     }
 
-    fn properties(
-        layout: &Layout,
-        encodings: &[(&str, Encoding)],
-        dictionary: &[&str],
-    ) -> Result<WriterProperties> {
-        let mut builder = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(layout.zstd_level)?))
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(1 << 20))
-            .set_data_page_row_count_limit(layout.page_rows)
-            .set_data_page_size_limit(EncodeOptions::default().data_page_bytes)
-            .set_dictionary_enabled(false);
-        for (column, encoding) in encodings {
-            builder = builder.set_column_encoding(ColumnPath::from(*column), *encoding);
-        }
-        for column in dictionary {
-            builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), true);
-        }
-        Ok(builder.build())
-    }
-
+    /// Writes one file with the shipped settings; `encodings` name the non-default ones,
+    /// `dictionary` the dictionary-encoded columns.
     fn write(
         layout: &Layout,
         columns: Vec<(&str, ArrayRef)>,
         encodings: &[(&str, Encoding)],
         dictionary: &[&str],
     ) -> Result<Bytes> {
-        let schema = Arc::new(Schema::new(
-            columns
-                .iter()
-                .map(|(name, array)| {
-                    Field::new(*name, array.data_type().clone(), array.null_count() > 0)
-                })
-                .collect::<Vec<_>>(),
-        ));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            columns.into_iter().map(|(_, a)| a).collect(),
-        )?;
+        let defaults = EncodeOptions::default();
+        let mut properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(layout.zstd_level)?))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(defaults.row_group_rows))
+            .set_data_page_row_count_limit(layout.page_rows)
+            .set_data_page_size_limit(defaults.data_page_bytes)
+            .set_dictionary_enabled(false);
+        for (column, encoding) in encodings {
+            properties = properties.set_column_encoding(ColumnPath::from(*column), *encoding);
+        }
+        for column in dictionary {
+            properties = properties.set_column_dictionary_enabled(ColumnPath::from(*column), true);
+        }
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let arrays = columns.into_iter().map(|(_, a)| a).collect();
+        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
         let options = ArrowWriterOptions::new()
-            .with_properties(properties(layout, encodings, dictionary)?)
+            .with_properties(properties.build())
             .with_skip_arrow_metadata(true);
         let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema, options)?;
         writer.write(&batch)?;
@@ -1528,6 +1419,7 @@ mod layouts {
     }
 
     pub(super) fn encode(layout: &Layout, input: &[SeriesSamples]) -> Result<Vec<(String, Bytes)>> {
+        use Encoding::{BYTE_STREAM_SPLIT, DELTA_BINARY_PACKED};
         let mut series: Vec<&SeriesSamples> = input.iter().collect();
         series.sort_by(|a, b| series_order(&a.labels, &b.labels));
         let mut label_names: Vec<&str> = series
@@ -1536,153 +1428,137 @@ mod layouts {
             .collect();
         label_names.sort_by_key(|name| (*name != METRIC_NAME, *name));
         label_names.dedup();
-
-        // Series table.
-        let mut series_columns: Vec<(&str, ArrayRef)> = vec![(
-            "series_id",
-            Arc::new(Int32Array::from_iter_values(0..series.len() as i32)),
-        )];
-        for name in &label_names {
-            let values: StringArray = series.iter().map(|s| s.labels.get(name)).collect();
-            series_columns.push((name, Arc::new(values)));
-        }
         let split = matches!(layout.values, Values::Split { .. });
         let scales: Vec<Option<u8>> = series
             .iter()
-            .map(|s| if split { choose_scale(&s.values) } else { None })
+            .map(|s| split.then(|| choose_scale(&s.values)).flatten())
             .collect();
+
+        let mut files = Vec::new();
+        let ids = Int32Array::from_iter_values(0..series.len() as i32);
+        let mut series_table: Vec<(&str, ArrayRef)> = vec![("series_id", Arc::new(ids))];
+        for name in &label_names {
+            let values: StringArray = series.iter().map(|s| s.labels.get(name)).collect();
+            series_table.push((name, Arc::new(values)));
+        }
         if split {
             let scale: Int8Array = scales.iter().map(|s| s.map(|k| k as i8)).collect();
-            series_columns.push(("scale", Arc::new(scale)));
+            series_table.push(("scale", Arc::new(scale)));
         }
-        let mut files = Vec::new();
-        let samples: usize = series.iter().map(|s| s.values.len()).sum();
 
-        // Samples: series_id, time, values.
-        let mut series_id = Vec::with_capacity(samples);
-        let mut time: Vec<i64> = Vec::with_capacity(samples);
-        let mut scrape: Vec<i32> = Vec::with_capacity(samples);
-        if let Time::Grouped { share_subsets } = layout.time {
-            let refs: Vec<&[i64]> = series.iter().map(|s| s.timestamps.as_slice()).collect();
-            let groups = group_timestamps(&refs, share_subsets);
-            series_columns.push((
-                "ts_group",
-                Arc::new(Int32Array::from_iter_values(
-                    groups.series_group.iter().map(|&g| g as i32),
-                )),
-            ));
-            for (s, &g) in series.iter().zip(&groups.series_group) {
-                let group = &groups.groups[g as usize];
-                let mut position = 0usize;
-                for t in &s.timestamps {
-                    while group[position] < *t {
-                        position += 1;
-                    }
-                    scrape.push(position as i32);
-                }
-            }
-            let mut ts_group = Vec::new();
-            let mut ts_scrape = Vec::new();
-            let mut ts = Vec::new();
-            for (g, group) in groups.groups.iter().enumerate() {
-                for (i, t) in group.iter().enumerate() {
-                    ts_group.push(g as i32);
-                    ts_scrape.push(i as i32);
-                    ts.push(*t);
-                }
-            }
-            let columns: Vec<(&str, ArrayRef)> = vec![
-                ("ts_group", Arc::new(Int32Array::from(ts_group))),
-                ("scrape", Arc::new(Int32Array::from(ts_scrape))),
-                ("timestamp", Arc::new(Int64Array::from(ts))),
-            ];
-            let encodings = [
-                ("ts_group", Encoding::DELTA_BINARY_PACKED),
-                ("scrape", Encoding::DELTA_BINARY_PACKED),
-                ("timestamp", Encoding::DELTA_BINARY_PACKED),
-            ];
-            files.push((
-                "timestamps.parquet".to_string(),
-                write(layout, columns, &encodings, &[])?,
-            ));
-        }
-        let mut value_float: Vec<Option<f64>> = Vec::with_capacity(samples);
-        let mut value_int: Vec<Option<i64>> = Vec::with_capacity(samples);
-        for (id, s) in series.iter().enumerate() {
-            series_id.extend(std::iter::repeat_n(id as i32, s.values.len()));
-            if layout.time == Time::PerRow {
-                time.extend(&s.timestamps);
-            }
-            let mut previous = 0i64;
-            for &v in &s.values {
-                match (layout.values, scales[id].and_then(|k| scaled_value(v, k))) {
-                    (
-                        Values::Split {
-                            per_series_delta, ..
-                        },
-                        Some(m),
-                    ) => {
-                        value_int.push(Some(if per_series_delta { m - previous } else { m }));
-                        previous = m;
-                        value_float.push(None);
-                    }
-                    _ => {
-                        if split {
-                            value_int.push(None);
-                        }
-                        value_float.push(Some(v));
-                    }
-                }
-            }
-        }
-        files.push((
-            "series.parquet".to_string(),
-            write(
-                layout,
-                series_columns,
-                &[("series_id", Encoding::DELTA_BINARY_PACKED)],
-                &label_names,
-            )?,
-        ));
-        let mut columns: Vec<(&str, ArrayRef)> =
-            vec![("series_id", Arc::new(Int32Array::from(series_id)))];
-        let mut encodings = vec![("series_id", Encoding::DELTA_BINARY_PACKED)];
+        let rows: usize = series.iter().map(|s| s.values.len()).sum();
+        let mut samples: Vec<(&str, ArrayRef)> = Vec::new();
+        let mut encodings = vec![("series_id", DELTA_BINARY_PACKED)];
+        let ids = series
+            .iter()
+            .enumerate()
+            .flat_map(|(id, s)| std::iter::repeat_n(id as i32, s.values.len()));
+        samples.push(("series_id", Arc::new(Int32Array::from_iter_values(ids))));
         match layout.time {
             Time::PerRow => {
-                columns.push(("timestamp", Arc::new(Int64Array::from(time))));
-                encodings.push(("timestamp", Encoding::DELTA_BINARY_PACKED));
+                let times = series.iter().flat_map(|s| s.timestamps.iter().copied());
+                samples.push(("timestamp", Arc::new(Int64Array::from_iter_values(times))));
+                encodings.push(("timestamp", DELTA_BINARY_PACKED));
             }
-            Time::Grouped { .. } => {
-                columns.push(("scrape", Arc::new(Int32Array::from(scrape))));
-                encodings.push(("scrape", Encoding::DELTA_BINARY_PACKED));
+            Time::Grouped { share_subsets } => {
+                let refs: Vec<&[i64]> = series.iter().map(|s| s.timestamps.as_slice()).collect();
+                let grouped = group_timestamps(&refs, share_subsets);
+                let mut scrapes = Vec::with_capacity(rows);
+                for (s, &g) in series.iter().zip(&grouped.series_group) {
+                    let group = &grouped.groups[g as usize];
+                    for t in &s.timestamps {
+                        let position = group.binary_search(t).ok().context("not in group")?;
+                        scrapes.push(position as i32);
+                    }
+                }
+                samples.push(("scrape", Arc::new(Int32Array::from(scrapes))));
+                encodings.push(("scrape", DELTA_BINARY_PACKED));
+                let group_of = grouped.series_group.iter().map(|&g| g as i32);
+                series_table.push(("ts_group", Arc::new(Int32Array::from_iter_values(group_of))));
+                let (mut group_ids, mut positions, mut times) =
+                    (Vec::new(), Vec::new(), Vec::new());
+                for (g, group) in grouped.groups.iter().enumerate() {
+                    group_ids.extend(std::iter::repeat_n(g as i32, group.len()));
+                    positions.extend(0..group.len() as i32);
+                    times.extend_from_slice(group);
+                }
+                let columns: Vec<(&str, ArrayRef)> = vec![
+                    ("ts_group", Arc::new(Int32Array::from(group_ids))),
+                    ("scrape", Arc::new(Int32Array::from(positions))),
+                    ("timestamp", Arc::new(Int64Array::from(times))),
+                ];
+                let delta = [
+                    ("ts_group", DELTA_BINARY_PACKED),
+                    ("scrape", DELTA_BINARY_PACKED),
+                    ("timestamp", DELTA_BINARY_PACKED),
+                ];
+                files.push((
+                    "timestamps.parquet".to_string(),
+                    write(layout, columns, &delta, &[])?,
+                ));
             }
         }
         match layout.values {
             Values::Float(encoding) => {
-                columns.push(("value", Arc::new(Float64Array::from(value_float))));
+                let values = series.iter().flat_map(|s| s.values.iter().copied());
+                samples.push(("value", Arc::new(Float64Array::from_iter_values(values))));
                 encodings.push(("value", encoding));
             }
-            Values::Split { ints, .. } => {
-                columns.push(("value_int", Arc::new(Int64Array::from(value_int))));
-                columns.push(("value_float", Arc::new(Float64Array::from(value_float))));
+            Values::Split {
+                per_series_delta,
+                ints,
+            } => {
+                let mut value_int: Vec<Option<i64>> = Vec::with_capacity(rows);
+                let mut value_float: Vec<Option<f64>> = Vec::with_capacity(rows);
+                for (s, scale) in series.iter().zip(&scales) {
+                    let mut previous = 0i64;
+                    for &v in &s.values {
+                        match scale.and_then(|k| scaled_value(v, k)) {
+                            Some(m) => {
+                                value_int.push(Some(if per_series_delta {
+                                    m - previous
+                                } else {
+                                    m
+                                }));
+                                previous = m;
+                                value_float.push(None);
+                            }
+                            None => {
+                                value_int.push(None);
+                                value_float.push(Some(v));
+                            }
+                        }
+                    }
+                }
+                samples.push(("value_int", Arc::new(Int64Array::from(value_int))));
+                samples.push(("value_float", Arc::new(Float64Array::from(value_float))));
                 encodings.push(("value_int", ints));
-                encodings.push(("value_float", Encoding::BYTE_STREAM_SPLIT));
+                encodings.push(("value_float", BYTE_STREAM_SPLIT));
             }
         }
+        let series_encodings = [("series_id", DELTA_BINARY_PACKED)];
+        let series_file = write(layout, series_table, &series_encodings, &label_names)?;
+        files.push(("series.parquet".to_string(), series_file));
         files.push((
             "samples.parquet".to_string(),
-            write(layout, columns, &encodings, &[])?,
+            write(layout, samples, &encodings, &[])?,
         ));
         Ok(files)
     }
 
+    /// Where a sample row's timestamp comes from.
+    #[derive(Clone, Copy, Debug)]
+    enum TimeColumn<'a> {
+        PerRow(&'a PrimitiveArray<Int64Type>),
+        Grouped(&'a PrimitiveArray<Int32Type>),
+    }
+
     fn read(files: &[(String, Bytes)], name: &str) -> Result<Vec<RecordBatch>> {
-        let bytes = files
+        let (_, bytes) = files
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, b)| b.clone())
             .with_context(|| format!("no {name}"))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?
             .with_batch_size(1 << 16)
             .build()?;
         Ok(reader.collect::<Result<Vec<_>, _>>()?)
@@ -1697,106 +1573,93 @@ mod layouts {
     pub(super) fn decode(layout: &Layout, files: &[(String, Bytes)]) -> Result<Vec<SeriesSamples>> {
         let mut series: Vec<SeriesSamples> = Vec::new();
         let mut scales: Vec<Option<u8>> = Vec::new();
-        let mut groups_of: Vec<usize> = Vec::new();
+        let mut group_of: Vec<usize> = Vec::new();
         for batch in read(files, "series.parquet")? {
             let schema = batch.schema();
-            let label_columns: Vec<(&str, &StringArray)> = schema
-                .fields()
-                .iter()
-                .zip(batch.columns())
-                .filter(|(f, _)| !["series_id", "scale", "ts_group"].contains(&f.name().as_str()))
-                .map(|(f, c)| {
-                    Ok((
-                        f.name().as_str(),
-                        c.as_string_opt::<i32>().context("label column")?,
-                    ))
-                })
-                .collect::<Result<_>>()?;
+            let mut labels: Vec<(&str, &StringArray)> = Vec::new();
+            for (field, array) in schema.fields().iter().zip(batch.columns()) {
+                if !["series_id", "scale", "ts_group"].contains(&field.name().as_str()) {
+                    let strings = array.as_string_opt::<i32>().context("label column")?;
+                    labels.push((field.name().as_str(), strings));
+                }
+            }
             for row in 0..batch.num_rows() {
-                let labels = label_columns
+                let pairs = labels
                     .iter()
                     .filter(|(_, c)| c.is_valid(row))
-                    .map(|(n, c)| (n.to_string(), c.value(row).to_string()));
+                    .map(|(n, c)| (*n, c.value(row)));
                 series.push(SeriesSamples {
-                    labels: Labels::from_pairs(labels),
+                    labels: Labels::from_pairs(pairs),
                     ..SeriesSamples::default()
                 });
             }
             if let Ok(scale) = column(&batch, "scale") {
                 let scale = scale.as_primitive::<Int8Type>();
-                scales.extend(
-                    (0..batch.num_rows()).map(|r| scale.is_valid(r).then(|| scale.value(r) as u8)),
-                );
+                scales.extend(scale.iter().map(|k| k.map(|k| k as u8)));
             }
             if let Ok(group) = column(&batch, "ts_group") {
-                groups_of.extend(
-                    group
-                        .as_primitive::<Int32Type>()
-                        .values()
-                        .iter()
-                        .map(|&g| g as usize),
-                );
+                let group = group.as_primitive::<Int32Type>();
+                group_of.extend(group.values().iter().map(|&g| g as usize));
             }
         }
         let mut groups: Vec<Vec<i64>> = Vec::new();
         if layout.time != Time::PerRow {
             for batch in read(files, "timestamps.parquet")? {
-                let g = column(&batch, "ts_group")?.as_primitive::<Int32Type>();
-                let t = column(&batch, "timestamp")?.as_primitive::<Int64Type>();
-                for (g, t) in g.values().iter().zip(t.values()) {
-                    let g = *g as usize;
-                    if groups.len() <= g {
-                        groups.resize(g + 1, Vec::new());
+                let ids = column(&batch, "ts_group")?.as_primitive::<Int32Type>();
+                let times = column(&batch, "timestamp")?.as_primitive::<Int64Type>();
+                for (&g, &t) in ids.values().iter().zip(times.values()) {
+                    if groups.len() <= g as usize {
+                        groups.resize(g as usize + 1, Vec::new());
                     }
-                    groups[g].push(*t);
+                    groups[g as usize].push(t);
                 }
             }
         }
-        let mut previous: Vec<i64> = vec![0; series.len()];
+        let mut previous = vec![0i64; series.len()];
         for batch in read(files, "samples.parquet")? {
             let ids = column(&batch, "series_id")?.as_primitive::<Int32Type>();
+            let time = match layout.time {
+                Time::PerRow => TimeColumn::PerRow(column(&batch, "timestamp")?.as_primitive()),
+                Time::Grouped { .. } => {
+                    TimeColumn::Grouped(column(&batch, "scrape")?.as_primitive())
+                }
+            };
+            let (floats, ints) = match layout.values {
+                Values::Float(_) => (column(&batch, "value")?.as_primitive::<Float64Type>(), None),
+                Values::Split { .. } => (
+                    column(&batch, "value_float")?.as_primitive::<Float64Type>(),
+                    Some(column(&batch, "value_int")?.as_primitive::<Int64Type>()),
+                ),
+            };
             for row in 0..batch.num_rows() {
                 let id = ids.value(row) as usize;
-                let timestamp = match layout.time {
-                    Time::PerRow => column(&batch, "timestamp")?
-                        .as_primitive::<Int64Type>()
-                        .value(row),
-                    Time::Grouped { .. } => {
-                        let scrape = column(&batch, "scrape")?
-                            .as_primitive::<Int32Type>()
-                            .value(row);
-                        groups[groups_of[id]][scrape as usize]
+                let timestamp = match time {
+                    TimeColumn::PerRow(times) => times.value(row),
+                    TimeColumn::Grouped(scrapes) => {
+                        groups[group_of[id]][scrapes.value(row) as usize]
                     }
                 };
-                let value = match layout.values {
-                    Values::Float(_) => column(&batch, "value")?
-                        .as_primitive::<Float64Type>()
-                        .value(row),
-                    Values::Split {
-                        per_series_delta, ..
-                    } => {
-                        let ints = column(&batch, "value_int")?.as_primitive::<Int64Type>();
-                        if ints.is_valid(row) {
-                            let m = if per_series_delta {
-                                previous[id] + ints.value(row)
-                            } else {
-                                ints.value(row)
-                            };
-                            previous[id] = m;
-                            let scale = scales[id].context("integer value without a scale")?;
-                            unscaled_value(m, scale).context("scale out of range")?
-                        } else {
-                            column(&batch, "value_float")?
-                                .as_primitive::<Float64Type>()
-                                .value(row)
-                        }
+                let value = match ints.filter(|ints| ints.is_valid(row)) {
+                    Some(ints) => {
+                        let per_series_delta = matches!(
+                            layout.values,
+                            Values::Split {
+                                per_series_delta: true,
+                                ..
+                            }
+                        );
+                        let m = ints.value(row) + if per_series_delta { previous[id] } else { 0 };
+                        previous[id] = m;
+                        unscaled_value(m, scales[id].context("integer without a scale")?)
+                            .context("scale out of range")?
                     }
+                    None => floats.value(row),
                 };
                 series[id].timestamps.push(timestamp);
                 series[id].values.push(value);
             }
         }
-        let _ = DataType::Int32;
+        ensure!(!series.is_empty(), "no series read back");
         Ok(series)
     }
 }

@@ -22,8 +22,8 @@ const POW10: [f64; MAX_SCALE as usize + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
-/// 2^53: integers up to this magnitude convert to `f64` exactly, and SQL's
-/// the integer's conversion to a double must be exact for the plain-SQL read to be.
+/// 2^53: integers up to this magnitude convert to `f64` exactly, which the reader and the
+/// plain-SQL recipe (`CAST(... AS DOUBLE)`) rely on.
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
 
 /// Rough costs used only to choose a scale, in tenths of a bit: a sample that is not exact at
@@ -44,8 +44,7 @@ const MAX_MEAN_DELTA_BITS: u64 = 40;
 pub fn scaled_value(value: f64, scale: u8) -> Option<i64> {
     let power = *POW10.get(usize::from(scale))?;
     let rounded = (value * power).round();
-    // The negated test also rejects NaN.
-    if !(rounded.abs() <= MAX_EXACT_INT) {
+    if rounded.is_nan() || rounded.abs() > MAX_EXACT_INT {
         return None;
     }
     let integer = rounded as i64;
@@ -147,21 +146,18 @@ pub fn group_timestamps(series: &[&[i64]], share_subsets: bool) -> TimestampGrou
 
     let mut groups: Vec<&[i64]> = Vec::new();
     let mut distinct_group = vec![0usize; distinct.len()];
-    // Which groups contain a timestamp: the candidates a subset can join.
-    let mut groups_at: HashMap<i64, Vec<usize>> = HashMap::new();
+    // The first (so longest) group holding each timestamp: where a subset looks for a group
+    // to join. One candidate per timestamp keeps this linear; a subset that misses its best
+    // group only costs its own timestamps.
+    let mut group_at: HashMap<i64, usize> = HashMap::new();
     for d in order {
         let timestamps = distinct[d];
-        let joined = if share_subsets {
-            timestamps.first().and_then(|first| {
-                groups_at.get(first).and_then(|candidates| {
-                    candidates
-                        .iter()
-                        .copied()
-                        .find(|&g| is_subset(timestamps, groups[g]))
-                })
-            })
-        } else {
-            None
+        let joined = match (share_subsets, timestamps.first(), timestamps.last()) {
+            (true, Some(first), Some(last)) => [first, last]
+                .into_iter()
+                .filter_map(|t| group_at.get(t).copied())
+                .find(|&g| is_subset(timestamps, groups[g])),
+            _ => None,
         };
         distinct_group[d] = match joined {
             Some(g) => g,
@@ -170,7 +166,7 @@ pub fn group_timestamps(series: &[&[i64]], share_subsets: bool) -> TimestampGrou
                 groups.push(timestamps);
                 if share_subsets {
                     for &t in timestamps {
-                        groups_at.entry(t).or_default().push(g);
+                        group_at.entry(t).or_insert(g);
                     }
                 }
                 g

@@ -33,11 +33,7 @@ pub fn inspect_report(
     others.sort_unstable();
     names.extend(others);
 
-    let parsed: Vec<(
-        &str,
-        Option<&Bytes>,
-        Option<Result<ParquetMetaData, String>>,
-    )> = names
+    let parsed: Vec<DataFile<'_>> = names
         .iter()
         .map(|&name| {
             let bytes = files.get(name);
@@ -47,18 +43,19 @@ pub fn inspect_report(
                     .parse_and_finish(b)
                     .map_err(|e| e.to_string())
             });
-            (name, bytes, metadata)
+            DataFile {
+                name,
+                bytes,
+                metadata,
+            }
         })
         .collect();
     let rows = |file: &str| {
         parsed
             .iter()
-            .find(|(n, _, _)| *n == file)
-            .and_then(|(_, _, m)| {
-                m.as_ref()
-                    .and_then(|m| m.as_ref().ok())
-                    .map(|m| m.file_metadata().num_rows() as u64)
-            })
+            .find(|f| f.name == file)
+            .and_then(|f| f.metadata.as_ref()?.as_ref().ok())
+            .map(|m| m.file_metadata().num_rows() as u64)
     };
     let total: u64 = meta_bytes
         + files
@@ -121,7 +118,12 @@ pub fn inspect_report(
         "  {META_FILE:<22} {meta_bytes:>12} {:>10.4}",
         per_sample(meta_bytes)
     );
-    for (name, bytes, metadata) in &parsed {
+    for DataFile {
+        name,
+        bytes,
+        metadata,
+    } in &parsed
+    {
         let size = bytes.map(|b| b.len() as u64);
         let listed = s
             .files
@@ -148,8 +150,9 @@ pub fn inspect_report(
         );
     }
 
-    for (name, _, metadata) in &parsed {
-        match metadata {
+    for file in &parsed {
+        let name = file.name;
+        match &file.metadata {
             None => {}
             Some(Err(e)) => {
                 let _ = writeln!(out, "\n{name}: cannot read the footer: {e}");
@@ -158,6 +161,15 @@ pub fn inspect_report(
         }
     }
     Ok(out)
+}
+
+/// A data file as found in the block, with its footer if there is one to read.
+#[derive(Debug)]
+struct DataFile<'a> {
+    name: &'a str,
+    bytes: Option<&'a Bytes>,
+    /// `None` when the file is missing, the error text when its footer does not parse.
+    metadata: Option<Result<ParquetMetaData, String>>,
 }
 
 /// Schema, key-value metadata, and one line per column chunk.
@@ -192,7 +204,7 @@ fn describe_file(out: &mut String, name: &str, metadata: &ParquetMetaData) {
         );
         let _ = writeln!(
             out,
-            "    {:<22} {:<8} {:<42} {:>10} {:>11} {:<17} {:>5} page index",
+            "    {:<22} {:<10} {:<36} {:>10} {:>12} {:<19} {:>5} page index",
             "column", "type", "encodings", "compressed", "uncompressed", "statistics", "pages"
         );
         let page_index = metadata.page_index_for_row_group(index);
@@ -226,7 +238,7 @@ fn describe_file(out: &mut String, name: &str, metadata: &ParquetMetaData) {
             };
             let _ = writeln!(
                 out,
-                "    {:<22} {:<8} {:<42} {:>10} {:>11} {:<17} {:>5} {index_kinds}",
+                "    {:<22} {:<10} {:<36} {:>10} {:>12} {:<19} {:>5} {index_kinds}",
                 column.column_path().string(),
                 format!("{:?}", column.column_type()),
                 encodings.join(","),

@@ -12,14 +12,16 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::codec::unscaled_value;
 use super::schema::{
-    column_label, FORMAT_KEY, NUM_SAMPLES, SCALE, SCRAPE, SERIES_ID, TIMESTAMP, TS_GROUP,
-    VALUE_FLOAT, VALUE_INT_DELTA,
+    column_label, FORMAT_KEY, MAX_TIME, MIN_TIME, NUM_SAMPLES, SCALE, SCRAPE, SERIES_ID, TIMESTAMP,
+    TS_GROUP, VALUE_FLOAT, VALUE_INT_DELTA,
 };
 use super::{BlockError, SeriesSamples, FORMAT, SAMPLES_FILE, SERIES_FILE, TIMESTAMPS_FILE};
 use crate::labels::Labels;
 
 /// Rows decoded at a time.
 const BATCH_ROWS: usize = 64 * 1024;
+/// Samples reserved per series up front from `num_samples`, at most.
+const RESERVE_LIMIT: usize = 64 * 1024;
 
 /// Reads every series of a block, in block order (metric name, then label set), bit-exactly
 /// as written. `files` maps file names to contents; `meta.json` may be present and is not
@@ -34,13 +36,14 @@ pub fn decode_block(files: &HashMap<String, Bytes>) -> Result<Vec<SeriesSamples>
         &groups,
     )?;
     for (s, info) in series.iter().zip(&series_info) {
-        let count = s.values.len();
-        if count == 0 || info.num_samples.is_some_and(|n| n != count) {
+        let found = (s.values.len(), s.timestamps.first(), s.timestamps.last());
+        let listed = (info.num_samples, Some(&info.min_time), Some(&info.max_time));
+        if found != listed {
             return Err(BlockError::corrupt(
                 SAMPLES_FILE,
                 format!(
-                    "series {} has {count} samples, {SERIES_FILE} says {:?}",
-                    s.labels, info.num_samples
+                    "series {} has (samples, first, last) {found:?}, {SERIES_FILE} says {listed:?}",
+                    s.labels
                 ),
             ));
         }
@@ -53,7 +56,9 @@ pub fn decode_block(files: &HashMap<String, Bytes>) -> Result<Vec<SeriesSamples>
 struct SeriesInfo {
     group: usize,
     scale: Option<u8>,
-    num_samples: Option<usize>,
+    num_samples: usize,
+    min_time: i64,
+    max_time: i64,
 }
 
 fn file<'a>(files: &'a HashMap<String, Bytes>, name: &str) -> Result<&'a Bytes, BlockError> {
@@ -128,10 +133,9 @@ fn read_series(bytes: &Bytes) -> Result<(Vec<SeriesSamples>, Vec<SeriesInfo>), B
         let ids = primitive::<Int32Type>(SERIES_FILE, batch, SERIES_ID)?;
         let groups = primitive::<Int32Type>(SERIES_FILE, batch, TS_GROUP)?;
         let scales = primitive::<Int8Type>(SERIES_FILE, batch, SCALE)?;
-        let counts = batch
-            .column_by_name(NUM_SAMPLES)
-            .map(|_| primitive::<Int32Type>(SERIES_FILE, batch, NUM_SAMPLES))
-            .transpose()?;
+        let counts = primitive::<Int32Type>(SERIES_FILE, batch, NUM_SAMPLES)?;
+        let min_times = primitive::<Int64Type>(SERIES_FILE, batch, MIN_TIME)?;
+        let max_times = primitive::<Int64Type>(SERIES_FILE, batch, MAX_TIME)?;
         let schema = batch.schema();
         let mut labels: Vec<(&str, StringArray)> = Vec::new();
         for (field, array) in schema.fields().iter().zip(batch.columns()) {
@@ -160,17 +164,26 @@ fn read_series(bytes: &Bytes) -> Result<(Vec<SeriesSamples>, Vec<SeriesInfo>), B
             if group < 0 || groups.is_null(row) || scale.is_some_and(|s| s < 0) {
                 return Err(BlockError::corrupt(
                     SERIES_FILE,
-                    format!("series_id {row}: ts_group {group}, scale {scale:?}"),
+                    format!(
+                        "series_id {}: ts_group {group}, scale {scale:?}",
+                        series.len()
+                    ),
                 ));
             }
+            let num_samples = counts.value(row).max(0) as usize;
+            // Bounded, so that a corrupt count cannot reserve memory the block does not hold.
+            let capacity = num_samples.min(RESERVE_LIMIT);
             series.push(SeriesSamples {
                 labels: Labels::from_pairs(pairs),
-                ..SeriesSamples::default()
+                timestamps: Vec::with_capacity(capacity),
+                values: Vec::with_capacity(capacity),
             });
             info.push(SeriesInfo {
                 group: group as usize,
                 scale: scale.map(|s| s as u8),
-                num_samples: counts.as_ref().map(|c| c.value(row) as usize),
+                num_samples,
+                min_time: min_times.value(row),
+                max_time: max_times.value(row),
             });
         }
         Ok(())

@@ -188,9 +188,11 @@ pub(crate) fn write_file(
             source,
         })?;
     // Only standard Parquet types are used, so the Arrow schema adds nothing a reader needs.
+    let root = file.strip_suffix(".parquet").unwrap_or(file).to_string();
     let options = ArrowWriterOptions::new()
         .with_properties(properties.build())
-        .with_skip_arrow_metadata(true);
+        .with_skip_arrow_metadata(true)
+        .with_schema_root(root);
     let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema, options)
         .map_err(parquet_error("creating writer"))?;
     writer.write(&batch).map_err(parquet_error("writing"))?;

@@ -19,7 +19,9 @@ use crate::labels::{Labels, METRIC_NAME};
 /// Tuning knobs that change sizes, never the schema; the defaults are what the study chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EncodeOptions {
-    /// zstd level of every column.
+    /// zstd level of every column. 16 is where the study found the knee: 13 % smaller
+    /// blocks than level 3 for about 1.8× the encode time; 19 saves another 0.4 % for about
+    /// 1.3× the time (worth it for the compactor, which writes what is kept longest).
     pub zstd_level: i32,
     /// Rows per row group: the unit of statistics-based pruning and of parallel reads.
     pub row_group_rows: usize,
@@ -36,7 +38,7 @@ pub struct EncodeOptions {
 impl Default for EncodeOptions {
     fn default() -> Self {
         Self {
-            zstd_level: 3,
+            zstd_level: 16,
             row_group_rows: 1 << 20,
             data_page_rows: 128 * 1024,
             data_page_bytes: 1 << 20,
@@ -46,11 +48,12 @@ impl Default for EncodeOptions {
 }
 
 impl EncodeOptions {
+    /// The Parquet settings; zero row limits (which Parquet refuses) count as one.
     fn settings(&self) -> FileSettings {
         FileSettings {
             zstd_level: self.zstd_level,
-            row_group_rows: self.row_group_rows,
-            data_page_rows: self.data_page_rows,
+            row_group_rows: self.row_group_rows.max(1),
+            data_page_rows: self.data_page_rows.max(1),
             data_page_bytes: self.data_page_bytes,
         }
     }
@@ -147,6 +150,13 @@ fn validate_and_sort(
     if series.is_empty() {
         return Err(BlockError::NoSeries);
     }
+    // Series ids and scrape positions are Parquet INT32.
+    if i32::try_from(series.len()).is_err() {
+        return Err(BlockError::InvalidSeries {
+            series: format!("{} series", series.len()),
+            reason: "a block holds at most 2^31 - 1 series".to_string(),
+        });
+    }
     let mut checked = Vec::with_capacity(series.len());
     for mut s in series {
         if s.labels.iter().any(|l| l.value.is_empty()) {
@@ -174,6 +184,9 @@ fn validate_and_sort(
         let (Some(&first), Some(&last)) = (s.timestamps.first(), s.timestamps.last()) else {
             return Err(invalid("no samples".to_string()));
         };
+        if i32::try_from(s.values.len()).is_err() {
+            return Err(invalid("more than 2^31 - 1 samples".to_string()));
+        }
         if let Some(w) = s.timestamps.windows(2).find(|w| w[0] >= w[1]) {
             return Err(invalid(format!(
                 "timestamps not strictly increasing: {} then {}",
