@@ -32,7 +32,8 @@ usage: bench/run.sh [--quick] [--only LIST] [--hosts N] [--hours H] [--concurren
 environment:
   STRATA_BIN        Strata binary (default: target/release/strata)
   STRATA_FLAGS      extra flags for Strata
-  LOADGEN_BIN       strata-loadgen binary (default: target/release/strata-loadgen, built if missing)
+  LOADGEN_BIN       strata-loadgen binary (default: target/release, else target/debug, else
+                    a release build of it)
   PROMETHEUS_BIN    Prometheus binary (default: from the Debian package, installed if missing)
   VM_BIN            VictoriaMetrics binary (default: from the Debian package, installed if missing)
   LOADGEN_TIMEOUT   seconds one push may take before it is killed (default 3600)
@@ -110,11 +111,6 @@ peer_binary() {
   printf '%s\n' "$path"
 }
 
-LOADGEN_BIN="${LOADGEN_BIN:-$ROOT/target/release/strata-loadgen}"
-if [ ! -x "$LOADGEN_BIN" ]; then
-  log "building strata-loadgen (release; set LOADGEN_BIN to skip)"
-  (cd "$ROOT" && cargo build --release -p strata-bench --bin strata-loadgen >&2)
-fi
 STRATA_BIN="${STRATA_BIN:-$ROOT/target/release/strata}"
 for s in "${SYSTEMS[@]}"; do
   case "$s" in
@@ -123,6 +119,19 @@ for s in "${SYSTEMS[@]}"; do
     victoria-metrics) VM_BIN="${VM_BIN:-$(peer_binary victoria-metrics victoria-metrics)}" ;;
   esac
 done
+# The generator encodes every request before the clock starts, so a debug build of it is
+# good enough when no release build exists.
+if [ -z "${LOADGEN_BIN:-}" ]; then
+  for candidate in "$ROOT/target/release/strata-loadgen" "$ROOT/target/debug/strata-loadgen"; do
+    if [ -x "$candidate" ]; then LOADGEN_BIN="$candidate"; break; fi
+  done
+fi
+if [ -z "${LOADGEN_BIN:-}" ]; then
+  log "building strata-loadgen (release; set LOADGEN_BIN to skip)"
+  (cd "$ROOT" && cargo build --release -p strata-bench --bin strata-loadgen >&2)
+  LOADGEN_BIN="$ROOT/target/release/strata-loadgen"
+fi
+[ -x "$LOADGEN_BIN" ] || die "no strata-loadgen at $LOADGEN_BIN"
 
 # ---------------------------------------------------------------------------------------------
 # Processes: started in their data directory (so relative default paths land there), tracked
@@ -154,9 +163,11 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# A free TCP port on 127.0.0.1 at or above $1 (nothing answers a connect there).
+# A free TCP port on 127.0.0.1 (nothing answers a connect there), searched from a random
+# base so as not to meet the well-known ports other tools on a shared machine use (and may
+# kill processes by: fuser -k 9090/tcp).
 free_port() {
-  local port="$1"
+  local port=$((20000 + RANDOM % 30000))
   while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     port=$((port + 1))
     [ "$port" -lt 65000 ] || die "no free port found"
@@ -216,8 +227,8 @@ summary_value() { grep -o "\b$2=[^ ]*" "$1" | tail -n 1 | cut -d= -f2; }
 
 start_strata() {
   local dir="$1" port grpc
-  port="$(free_port 18080)"
-  grpc="$(free_port 19095)"
+  port="$(free_port)"
+  grpc="$(free_port)"
   # shellcheck disable=SC2086 # STRATA_FLAGS is a list of flags
   start_server "$dir" "$dir.log" "$STRATA_BIN" -target=all -ingester.ring.replication-factor=1 \
     -server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
@@ -239,7 +250,7 @@ persist_strata() {
 
 start_prometheus() {
   local dir="$1" port
-  port="$(free_port 19090)"
+  port="$(free_port)"
   mkdir -p "$dir"
   cat >"$dir/prometheus.yml" <<'EOF'
 # No scrape targets: samples arrive only through the remote-write receiver.
@@ -267,7 +278,7 @@ persist_prometheus() {
 
 start_victoria_metrics() {
   local dir="$1" port
-  port="$(free_port 18428)"
+  port="$(free_port)"
   start_server "$dir" "$dir.log" "$VM_BIN" -storageDataPath="$dir/data" \
     -httpListenAddr="127.0.0.1:$port"
   BASE_URL="http://127.0.0.1:$port"
@@ -276,28 +287,40 @@ start_victoria_metrics() {
   LOADGEN_EXTRA=()
 }
 
-# Sum of VictoriaMetrics' running merges (forced and background), from /metrics.
-vm_active_merges() {
-  curl -fsS --max-time 5 "$BASE_URL/metrics" |
-    awk '/^vm_active_force_merges |^vm_active_merges\{/ { n += $NF } END { print n + 0 }'
+# Sum of the VictoriaMetrics metrics whose line matches an awk regex, from /metrics.
+vm_metric() {
+  curl -fsS --max-time 5 "$BASE_URL/metrics" | awk -v re="$1" '$0 ~ re { n += $NF } END { print n + 0 }'
 }
 
-# force_flush writes the in-memory parts; force_merge merges each partition into as few parts
-# as possible, in the background: wait until its "finished" log line, no merge running and
-# the data directory's size stable over three polls.
+# force_flush writes the rows buffered in memory; force_merge merges each partition's parts
+# in the background. Parts flushed while a merge runs stay separate (and cost about 5 % more
+# bytes), so this repeats, up to 3 rounds, until there is one storage part per partition;
+# then it waits for no merge running and the size to hold still over three polls.
 persist_victoria_metrics() {
-  local dir="$1" deadline=$((SECONDS + MERGE_TIMEOUT)) last="" stable=0 size
-  curl -fsS --max-time 60 "$BASE_URL/internal/force_flush" >/dev/null
-  curl -fsS --max-time 60 "$BASE_URL/internal/force_merge" >/dev/null
-  until grep -q 'forced merge for partition_prefix="" has been successfully finished' "$dir.log"; do
-    [ "$SECONDS" -lt "$deadline" ] || { echo "force_merge did not finish in ${MERGE_TIMEOUT}s" >&2; return 1; }
-    grep -q 'forced merge.*error\|cannot force merge' "$dir.log" && { echo "force_merge failed" >&2; return 1; }
-    sleep 1
+  local dir="$1" deadline=$((SECONDS + MERGE_TIMEOUT)) round=0 last="" stable=0 size parts partitions
+  local finished='forced merge for partition_prefix="" has been successfully finished'
+  while :; do
+    round=$((round + 1))
+    curl -fsS --max-time 60 "$BASE_URL/internal/force_flush" >/dev/null
+    until [ "$(vm_metric '^vm_pending_rows[{]')" = 0 ]; do
+      [ "$SECONDS" -lt "$deadline" ] || { echo "rows still pending after ${MERGE_TIMEOUT}s" >&2; return 1; }
+      sleep 1
+    done
+    curl -fsS --max-time 60 "$BASE_URL/internal/force_merge" >/dev/null
+    until [ "$(grep -c -F "$finished" "$dir.log")" -ge "$round" ]; do
+      [ "$SECONDS" -lt "$deadline" ] || { echo "force_merge did not finish in ${MERGE_TIMEOUT}s" >&2; return 1; }
+      grep -q 'cannot force merge' "$dir.log" && { echo "force_merge failed" >&2; return 1; }
+      sleep 1
+    done
+    parts="$(vm_metric '^vm_parts[{]type="storage/')"
+    partitions="$(vm_metric '^vm_references[{]type="storage", name="partitions"')"
+    [ "$parts" -gt "$partitions" ] && [ "$round" -lt 3 ] || break
+    sleep 2
   done
   while [ "$stable" -lt 3 ]; do
     [ "$SECONDS" -lt "$deadline" ] || { echo "merges still running after ${MERGE_TIMEOUT}s" >&2; return 1; }
     size="$(dir_bytes "$dir/data/data" "$dir/data/indexdb")"
-    if [ "$(vm_active_merges)" = 0 ] && [ "$size" = "$last" ]; then
+    if [ "$(vm_metric '^vm_active_(force_)?merges')" = 0 ] && [ "$size" = "$last" ]; then
       stable=$((stable + 1))
     else
       stable=0
@@ -305,6 +328,7 @@ persist_victoria_metrics() {
     last="$size"
     sleep 1
   done
+  echo "victoria-metrics: $round force_merge round(s); $(vm_metric '^vm_parts[{]type="storage/') storage part(s)" >&2
   PERSISTED=("$dir/data/data" "$dir/data/indexdb")
 }
 
@@ -314,7 +338,19 @@ persist_victoria_metrics() {
 
 declare -A R # R[system,metric] = value
 
+# Runs one system; whatever happens, stops its server and (unless --keep) deletes its data.
 bench_system() {
+  local system="$1"
+  SERVER_PID=""
+  measure_system "$system" || R[$system,status]="${R[$system,status]:-failed}"
+  if [ -n "$SERVER_PID" ]; then
+    log "$system: stopping"
+    stop_pid "$SERVER_PID"
+  fi
+  [ "$KEEP" = 1 ] || rm -rf "${WORKDIR:?}/$system"
+}
+
+measure_system() {
   local system="$1" dir="$WORKDIR/$system" fn="${1//-/_}"
   local out="$WORKDIR/$system.loadgen.out" err="$WORKDIR/$system.loadgen.err"
   local pid lg rc=0 deadline cpu_start cpu_ingest cpu_end t_flush idle_rss
@@ -322,7 +358,7 @@ bench_system() {
   log "$system: starting"
   "start_$fn" "$dir"
   pid="$SERVER_PID"
-  wait_ready "$READY_URL" "$pid" "$dir.log" || { R[$system,status]="failed to start (see $dir.log)"; stop_pid "$pid"; return 0; }
+  wait_ready "$READY_URL" "$pid" "$dir.log" || { R[$system,status]="failed to start (see $dir.log)"; return 0; }
   sleep 1
   idle_rss="$(current_rss "$pid")"
   R[$system,version]="$(server_version "$system")"
@@ -351,7 +387,6 @@ bench_system() {
   if [ "$rc" -ne 0 ] || ! grep -q '^strata-loadgen summary:' "$out"; then
     tail -n 5 "$err" >&2 || true
     R[$system,status]="loadgen failed (exit $rc, see $err)"
-    stop_pid "$pid"
     return 0
   fi
   grep '^strata-loadgen summary:' "$out" >&2
@@ -361,7 +396,6 @@ bench_system() {
   t_flush="$EPOCHREALTIME"
   if ! "persist_$fn" "$dir"; then
     R[$system,status]="persisting failed (see $dir.log)"
-    stop_pid "$pid"
     return 0
   fi
   R[$system,flush_s]="$(awk -v a="$t_flush" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
@@ -377,9 +411,6 @@ bench_system() {
   R[$system,cpu_ingest_s]="$(awk -v a="$cpu_start" -v b="$cpu_ingest" -v t="$CLK_TCK" 'BEGIN { print (b - a) / t }')"
   R[$system,cpu_total_s]="$(awk -v a="$cpu_start" -v b="$cpu_end" -v t="$CLK_TCK" 'BEGIN { print (b - a) / t }')"
   R[$system,status]="ok"
-  log "$system: stopping"
-  stop_pid "$pid"
-  [ "$KEEP" = 1 ] || rm -rf "$dir"
 }
 
 # The server's version: its own report, or its Debian package's (Debian's VictoriaMetrics
