@@ -5,6 +5,7 @@
 //! peer binary is missing fails with a message saying how to install it.
 
 mod bad_input;
+mod block_cutting;
 mod cluster;
 mod fixtures;
 mod prometheus_remote_write;
