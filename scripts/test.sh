@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Strata: formatting, clippy, unit tests and the end-to-end
 # tests. Installs the real peers the end-to-end tests need first: Prometheus 2.42 (Debian)
-# and s3s-fs (an S3 server, from crates.io).
+# s3s-fs (an S3 server, from crates.io) and DuckDB's Python package (the plain Parquet reader
+# the open-format test compares with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,11 @@ if ! command -v s3s-fs >/dev/null 2>&1; then
   echo "== installing s3s-fs (S3 server for the S3 tests)"
   # 0.14.1 is the newest release that builds with rustc 1.95.
   cargo install s3s-fs --version 0.14.1 --locked --features binary
+fi
+
+if ! python3 -c "import duckdb" >/dev/null 2>&1; then
+  echo "== installing duckdb (Python), to check that blocks read without Strata"
+  python3 -m pip install --quiet duckdb
 fi
 
 echo "== rustfmt"

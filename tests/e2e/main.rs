@@ -8,5 +8,6 @@ mod bad_input;
 mod block_cutting;
 mod cluster;
 mod fixtures;
+mod open_format;
 mod prometheus_remote_write;
 mod s3;

@@ -250,7 +250,8 @@ mod tests {
     #[test]
     fn rules_table() {
         let now = 1_700_000_000_000;
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: &[Case] = &[
             (&[("__name__", "up"), ("job", "a")], None),
             (&[("job", "a")], Some("missing_metric_name")),
             (&[("__name__", "")], Some("missing_metric_name")),
