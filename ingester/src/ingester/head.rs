@@ -86,6 +86,8 @@ pub struct TenantHead {
     pub cut_boundary: i64,
     /// Newest sample timestamp ever appended (i64::MIN when none).
     pub max_time: i64,
+    /// At most the oldest sample in the head (exact after a cut): a cheap "is a range closed?".
+    min_time_hint: i64,
 }
 
 /// Samples cut out of the head for one block range.
@@ -101,6 +103,7 @@ impl TenantHead {
         Self {
             cut_boundary: i64::MIN,
             max_time: i64::MIN,
+            min_time_hint: i64::MAX,
             ..Default::default()
         }
     }
@@ -197,6 +200,7 @@ impl TenantHead {
                     series.last_timestamp = sample.timestamp;
                     series.last_value_bits = bits;
                     max_time = max_time.max(sample.timestamp);
+                    self.min_time_hint = self.min_time_hint.min(sample.timestamp);
                     out.accepted.push(*sample);
                 }
             }
@@ -252,7 +256,18 @@ impl TenantHead {
                 }
             }
         }
+        self.min_time_hint = self.min_time().unwrap_or(i64::MAX);
         out
+    }
+
+    /// Whether the oldest range in the head is closed: the newest sample is at least `grace`
+    /// past its end.
+    pub fn oldest_range_closed(&self, range: i64, grace: i64) -> bool {
+        if self.min_time_hint == i64::MAX || range <= 0 {
+            return false;
+        }
+        let oldest_end = (self.min_time_hint.div_euclid(range) + 1) * range;
+        self.max_time.saturating_sub(grace) >= oldest_end
     }
 
     /// Oldest sample timestamp in the head, if any.

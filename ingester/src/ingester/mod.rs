@@ -70,6 +70,8 @@ pub struct Ingester {
     metrics: IngesterMetrics,
     discarded: DiscardedSamples,
     stopping: std::sync::atomic::AtomicBool,
+    /// Woken by a push that closed a range, so a backfill is cut as it goes, not a minute later.
+    cut_wanted: tokio::sync::Notify,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -119,6 +121,7 @@ impl Ingester {
             metrics,
             discarded,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            cut_wanted: tokio::sync::Notify::new(),
         });
         let mut replayed_samples = 0usize;
         let record_count = records.len();
@@ -222,6 +225,12 @@ impl Ingester {
                         });
                 }
             }
+            if tenant.head.oldest_range_closed(
+                self.range_ms(),
+                self.config.block_cut_grace_period.as_millis_i64(),
+            ) {
+                self.cut_wanted.notify_one();
+            }
             if record.timeseries.is_empty() {
                 None
             } else {
@@ -264,34 +273,34 @@ impl Ingester {
             .collect();
         let mut blocks = 0;
         for (tenant_id, tenant) in tenants {
-            let cut = {
-                let mut tenant = tenant.lock().await;
-                let head = &mut tenant.head;
-                let Some(min_time) = head.min_time() else {
-                    continue;
-                };
-                let before = if everything {
-                    i64::MAX
-                } else {
-                    // The clock that says a range is closed: the newest sample, or the wall
-                    // clock once the tenant has gone idle.
-                    let mut clock = head.max_time;
-                    if tenant.last_append.elapsed() >= idle {
-                        clock = clock.max(now);
+            // One range at a time, oldest first: memory holds one block's samples, not the
+            // whole head (a flush after a long backfill would otherwise hold all of it twice).
+            loop {
+                let cut = {
+                    let mut tenant = tenant.lock().await;
+                    let idle_now = tenant.last_append.elapsed() >= idle;
+                    let head = &mut tenant.head;
+                    let Some(min_time) = head.min_time() else {
+                        break;
+                    };
+                    let range_end = (min_time.div_euclid(range) + 1) * range;
+                    if !everything {
+                        // The clock that says a range is closed: the newest sample, or the
+                        // wall clock once the tenant has gone idle.
+                        let mut clock = head.max_time;
+                        if idle_now {
+                            clock = clock.max(now);
+                        }
+                        let closed_end = (clock - grace).div_euclid(range) * range;
+                        if range_end > closed_end {
+                            break;
+                        }
+                        head.cut_boundary = head.cut_boundary.max(range_end);
                     }
-                    let closed_end = (clock - grace).div_euclid(range) * range;
-                    if closed_end <= min_time {
-                        continue;
-                    }
-                    closed_end
+                    head.cut_before(range_end)
                 };
-                let cut = tenant.head.cut_before(before);
-                if before != i64::MAX {
-                    tenant.head.cut_boundary = tenant.head.cut_boundary.max(before);
-                }
-                cut
-            };
-            blocks += self.write_blocks(&tenant_id, cut, range)?;
+                blocks += self.write_blocks(&tenant_id, cut, range)?;
+            }
         }
         if blocks > 0 {
             self.shipper.notify();
@@ -428,7 +437,10 @@ impl Ingester {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticker.tick().await;
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = ingester.cut_wanted.notified() => {}
+                }
                 match ingester.cut(false).await {
                     Ok(n) if n > 0 => {
                         ingester.shipper.wait_idle(interval).await;
