@@ -47,6 +47,7 @@ async fn push(
     response
 }
 
+#[tracing::instrument(name = "push", skip_all, fields(tenant))]
 async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body) -> Response {
     let header = headers.get(ORG_ID_HEADER).and_then(|v| v.to_str().ok());
     let tenant = match resolve_tenant(header, distributor.multitenancy_enabled()) {
@@ -54,8 +55,7 @@ async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body)
         Err(e @ TenantError::Missing) => return error(StatusCode::UNAUTHORIZED, e.to_string()),
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let span = tracing::info_span!("push", tenant = %tenant);
-    let _entered = span.enter();
+    tracing::Span::current().record("tenant", tenant.as_str());
     let limit = distributor.max_recv_msg_size();
     let compressed: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,

@@ -275,6 +275,11 @@ impl Distributor {
                 let handle = self.ingesters[m].clone();
                 let timeout = self.config.remote_timeout;
                 tokio::spawn(async move {
+                    // The in-process ingester is this process: it cannot be unreachable, only
+                    // slow (a cut holding its tenant), so it gets no timeout and no health state.
+                    if matches!(handle, IngesterHandle::Local(_)) {
+                        return (m, handle.push(request).await);
+                    }
                     if !ring.should_try(m) {
                         return (
                             m,

@@ -15,6 +15,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strata_shared::block::{EncodedBlock, META_FILE};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::metrics::IngesterMetrics;
 use super::IngesterError;
@@ -186,8 +187,12 @@ impl Shipper {
                 for (tenant, block_id, dir) in blocks {
                     let span =
                         tracing::info_span!("ship_block", tenant = %tenant, block = %block_id);
+                    let uploaded = shipper
+                        .upload(&tenant, &block_id, &dir)
+                        .instrument(span.clone())
+                        .await;
                     let _entered = span.enter();
-                    match shipper.upload(&tenant, &block_id, &dir).await {
+                    match uploaded {
                         Ok(()) => {
                             if let Err(e) = std::fs::remove_dir_all(&dir) {
                                 tracing::error!(error = %e, dir = %dir.display(), "block shipped but its local copy could not be removed");
