@@ -213,8 +213,23 @@ impl TenantHead {
     /// Removes and returns every sample older than `before`, grouped per series. Series left
     /// with no samples whose newest sample is older than `before` are dropped from the head.
     pub fn cut_before(&mut self, before: i64) -> Vec<CutSeries> {
+        let (out, _) = self.cut_slots(before, 0, usize::MAX);
+        self.finish_cut();
+        out
+    }
+
+    /// [`Self::cut_before`] over at most `max` series slots from `from`, so a caller can
+    /// release the tenant's lock between batches; returns the next slot, or `None` when the
+    /// pass is complete. Call [`Self::finish_cut`] after the last batch.
+    pub fn cut_slots(
+        &mut self,
+        before: i64,
+        from: usize,
+        max: usize,
+    ) -> (Vec<CutSeries>, Option<usize>) {
         let mut out = Vec::new();
-        for id in 0..self.series.len() {
+        let end = from.saturating_add(max).min(self.series.len());
+        for id in from..end {
             let Some(series) = self.series[id].as_mut() else {
                 continue;
             };
@@ -256,8 +271,13 @@ impl TenantHead {
                 }
             }
         }
+        let next = (end < self.series.len()).then_some(end);
+        (out, next)
+    }
+
+    /// Ends a cut made of [`Self::cut_slots`] batches.
+    pub fn finish_cut(&mut self) {
         self.min_time_hint = self.min_time().unwrap_or(i64::MAX);
-        out
     }
 
     /// Whether the oldest range in the head is closed: the newest sample is at least `grace`

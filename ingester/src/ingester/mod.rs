@@ -32,6 +32,10 @@ use self::metrics::IngesterMetrics;
 use self::shipper::Shipper;
 use self::wal::{Wal, WalMetrics, WalOptions};
 
+/// Series cut per hold of a tenant's lock: long enough to amortise the lock, short enough
+/// that a push waits milliseconds, not seconds, behind a cut.
+const CUT_BATCH_SERIES: usize = 2000;
+
 /// Records per WAL checkpoint record: bounds the size of one record.
 const CHECKPOINT_SERIES_PER_RECORD: usize = 1000;
 
@@ -274,15 +278,24 @@ impl Ingester {
         let mut blocks = 0;
         for (tenant_id, tenant) in tenants {
             // One range at a time, oldest first: memory holds one block's samples, not the
-            // whole head (a flush after a long backfill would otherwise hold all of it twice).
+            // whole head. Within a range, series are cut in batches and the tenant's lock is
+            // released between them, so pushes are not held up by a long cut.
+            let flush_limit = if everything {
+                tenant.lock().await.head.max_time
+            } else {
+                i64::MAX
+            };
             loop {
-                let cut = {
+                let range_end = {
                     let mut tenant = tenant.lock().await;
                     let idle_now = tenant.last_append.elapsed() >= idle;
                     let head = &mut tenant.head;
                     let Some(min_time) = head.min_time() else {
                         break;
                     };
+                    if min_time > flush_limit {
+                        break;
+                    }
                     let range_end = (min_time.div_euclid(range) + 1) * range;
                     if !everything {
                         // The clock that says a range is closed: the newest sample, or the
@@ -295,11 +308,29 @@ impl Ingester {
                         if range_end > closed_end {
                             break;
                         }
+                        // From now on samples of this range are out of bounds, so the batches
+                        // below see all of it.
                         head.cut_boundary = head.cut_boundary.max(range_end);
                     }
-                    head.cut_before(range_end)
+                    range_end
                 };
-                blocks += self.write_blocks(&tenant_id, cut, range)?;
+                let mut cut = Vec::new();
+                let mut next = Some(0);
+                while let Some(from) = next {
+                    let (part, after) =
+                        tenant
+                            .lock()
+                            .await
+                            .head
+                            .cut_slots(range_end, from, CUT_BATCH_SERIES);
+                    cut.extend(part);
+                    next = after;
+                    tokio::task::yield_now().await;
+                }
+                tenant.lock().await.head.finish_cut();
+                if !cut.is_empty() {
+                    blocks += self.write_blocks(&tenant_id, cut, range)?;
+                }
             }
         }
         if blocks > 0 {
