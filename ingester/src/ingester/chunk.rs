@@ -30,10 +30,22 @@ impl BitWriter {
         self.used = (self.used + 1) % 8;
     }
 
-    /// Writes the low `count` bits of `value` (count <= 64).
+    /// Writes the low `count` bits of `value` (count <= 64), a byte's worth at a time.
     fn write_bits(&mut self, value: u64, count: u8) {
-        for i in (0..count).rev() {
-            self.write_bit((value >> i) & 1 == 1);
+        let mut remaining = count;
+        while remaining > 0 {
+            if self.used == 0 {
+                self.bytes.push(0);
+            }
+            let free = 8 - self.used;
+            let take = free.min(remaining);
+            let shift = remaining - take;
+            let chunk = ((value >> shift) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= chunk << (free - take);
+            }
+            self.used = (self.used + take) % 8;
+            remaining -= take;
         }
     }
 }
@@ -54,8 +66,15 @@ impl BitReader<'_> {
 
     fn read_bits(&mut self, count: u8) -> Option<u64> {
         let mut value = 0u64;
-        for _ in 0..count {
-            value = (value << 1) | u64::from(self.read_bit()?);
+        let mut remaining = count;
+        while remaining > 0 {
+            let byte = *self.bytes.get(self.position / 8)?;
+            let available = 8 - (self.position % 8) as u8;
+            let take = available.min(remaining);
+            let bits = (u64::from(byte) >> (available - take)) & ((1u64 << take) - 1);
+            value = (value << take) | bits;
+            self.position += usize::from(take);
+            remaining -= take;
         }
         Some(value)
     }
