@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::ArrowWriter;
@@ -133,71 +133,160 @@ pub(crate) fn write_file(
     sorted_by: &[usize],
     settings: FileSettings,
 ) -> Result<Bytes, BlockError> {
-    let parquet_error = |what| {
-        move |source| BlockError::Parquet {
-            file: file.to_string(),
-            what,
-            source,
-        }
-    };
-    let level = ZstdLevel::try_new(settings.zstd_level).map_err(parquet_error("zstd level"))?;
-    let sorting = sorted_by
+    let specs: Vec<ColumnSpec<'_>> = columns
         .iter()
-        .map(|&i| SortingColumn {
-            column_idx: i as i32,
-            descending: false,
-            nulls_first: false,
+        .map(|c| ColumnSpec {
+            nullable: c.nullable,
+            ..ColumnSpec::required(c.name.clone(), c.array.data_type().clone(), c.encoding)
         })
         .collect();
-    let mut properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(settings.row_group_rows))
-        .set_data_page_row_count_limit(settings.data_page_rows)
-        .set_data_page_size_limit(settings.data_page_bytes)
-        .set_dictionary_enabled(false)
-        .set_sorting_columns(Some(sorting))
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            FORMAT_KEY.to_string(),
-            FORMAT.to_string(),
-        )]));
-    for column in &columns {
-        let path = ColumnPath::from(column.name.as_ref());
-        properties = match column.encoding {
-            ColumnEncoding::Delta => {
-                properties.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
-            }
-            ColumnEncoding::ByteStreamSplit => {
-                properties.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT)
-            }
-            ColumnEncoding::Dictionary => properties.set_column_dictionary_enabled(path, true),
-        };
+    let mut writer = FileWriter::try_new(file, &specs, sorted_by, settings)?;
+    writer.write(columns.into_iter().map(|c| c.array).collect())?;
+    writer.finish()
+}
+
+/// One column of a file written batch by batch: [`Column`] without the data.
+#[derive(Debug)]
+pub(crate) struct ColumnSpec<'a> {
+    pub(crate) name: Cow<'a, str>,
+    pub(crate) data_type: DataType,
+    pub(crate) encoding: ColumnEncoding,
+    pub(crate) nullable: bool,
+}
+
+impl<'a> ColumnSpec<'a> {
+    pub(crate) fn required(
+        name: impl Into<Cow<'a, str>>,
+        data_type: DataType,
+        encoding: ColumnEncoding,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            data_type,
+            encoding,
+            nullable: false,
+        }
     }
 
-    let schema = Arc::new(Schema::new(
-        columns
+    pub(crate) fn optional(
+        name: impl Into<Cow<'a, str>>,
+        data_type: DataType,
+        encoding: ColumnEncoding,
+    ) -> Self {
+        Self {
+            nullable: true,
+            ..Self::required(name, data_type, encoding)
+        }
+    }
+}
+
+/// A Parquet file written one batch of columns at a time, with the settings of
+/// [`write_file`]. A batch of at most `row_group_rows` rows that fills the row group in
+/// progress is encoded and flushed to the file before [`FileWriter::write`] returns, so the
+/// caller can drop its arrays and holds at most one row group of them.
+pub(crate) struct FileWriter<'f> {
+    file: &'f str,
+    schema: SchemaRef,
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+impl<'f> FileWriter<'f> {
+    pub(crate) fn try_new(
+        file: &'f str,
+        columns: &[ColumnSpec<'_>],
+        sorted_by: &[usize],
+        settings: FileSettings,
+    ) -> Result<Self, BlockError> {
+        let level =
+            ZstdLevel::try_new(settings.zstd_level).map_err(parquet_error(file, "zstd level"))?;
+        let sorting = sorted_by
             .iter()
-            .map(|c| Field::new(c.name.as_ref(), c.array.data_type().clone(), c.nullable))
-            .collect::<Vec<_>>(),
-    ));
-    let arrays = columns.into_iter().map(|c| c.array).collect();
-    let batch =
-        RecordBatch::try_new(schema.clone(), arrays).map_err(|source| BlockError::Arrow {
-            file: file.to_string(),
-            what: "assembling columns",
-            source,
+            .map(|&i| SortingColumn {
+                column_idx: i as i32,
+                descending: false,
+                nulls_first: false,
+            })
+            .collect();
+        let mut properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(settings.row_group_rows))
+            .set_data_page_row_count_limit(settings.data_page_rows)
+            .set_data_page_size_limit(settings.data_page_bytes)
+            .set_dictionary_enabled(false)
+            .set_sorting_columns(Some(sorting))
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                FORMAT_KEY.to_string(),
+                FORMAT.to_string(),
+            )]));
+        for column in columns {
+            let path = ColumnPath::from(column.name.as_ref());
+            properties = match column.encoding {
+                ColumnEncoding::Delta => {
+                    properties.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
+                }
+                ColumnEncoding::ByteStreamSplit => {
+                    properties.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT)
+                }
+                ColumnEncoding::Dictionary => properties.set_column_dictionary_enabled(path, true),
+            };
+        }
+
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Field::new(c.name.as_ref(), c.data_type.clone(), c.nullable))
+                .collect::<Vec<_>>(),
+        ));
+        // Only standard Parquet types are used, so the Arrow schema adds nothing a reader needs.
+        let root = file.strip_suffix(".parquet").unwrap_or(file).to_string();
+        let options = ArrowWriterOptions::new()
+            .with_properties(properties.build())
+            .with_skip_arrow_metadata(true)
+            .with_schema_root(root);
+        let writer = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), options)
+            .map_err(parquet_error(file, "creating writer"))?;
+        Ok(Self {
+            file,
+            schema,
+            writer,
+        })
+    }
+
+    /// Appends one batch: `arrays` in the order of the columns given to
+    /// [`FileWriter::try_new`], all of the same length.
+    pub(crate) fn write(&mut self, arrays: Vec<ArrayRef>) -> Result<(), BlockError> {
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|source| {
+            BlockError::Arrow {
+                file: self.file.to_string(),
+                what: "assembling columns",
+                source,
+            }
         })?;
-    // Only standard Parquet types are used, so the Arrow schema adds nothing a reader needs.
-    let root = file.strip_suffix(".parquet").unwrap_or(file).to_string();
-    let options = ArrowWriterOptions::new()
-        .with_properties(properties.build())
-        .with_skip_arrow_metadata(true)
-        .with_schema_root(root);
-    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema, options)
-        .map_err(parquet_error("creating writer"))?;
-    writer.write(&batch).map_err(parquet_error("writing"))?;
-    let bytes = writer.into_inner().map_err(parquet_error("finishing"))?;
-    Ok(Bytes::from(bytes))
+        self.writer
+            .write(&batch)
+            .map_err(parquet_error(self.file, "writing"))
+    }
+
+    /// Flushes the last row group and returns the file.
+    pub(crate) fn finish(self) -> Result<Bytes, BlockError> {
+        let bytes = self
+            .writer
+            .into_inner()
+            .map_err(parquet_error(self.file, "finishing"))?;
+        Ok(Bytes::from(bytes))
+    }
+}
+
+fn parquet_error<'a>(
+    file: &'a str,
+    what: &'static str,
+) -> impl FnOnce(parquet::errors::ParquetError) -> BlockError + 'a {
+    move |source| BlockError::Parquet {
+        file: file.to_string(),
+        what,
+        source,
+    }
 }
 
 #[cfg(test)]

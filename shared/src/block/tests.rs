@@ -239,6 +239,72 @@ fn many_series_across_row_groups_and_pages() {
 }
 
 #[test]
+fn samples_are_written_one_row_group_at_a_time() {
+    // 7 series of 700 samples: every row group boundary of 1000 rows falls inside a series,
+    // so integer differences and scrape positions carry on across row groups. Series 2 and 5
+    // are floats, the others decimals with a staleness marker every 20 samples.
+    let mut input = Vec::new();
+    for i in 0..7usize {
+        let id = i.to_string();
+        let values: Vec<f64> = (0..700usize)
+            .map(|n| match (i + n) % 20 {
+                0 => f64::from_bits(STALE),
+                _ if i % 3 == 2 => (n as f64 + 2.0).sqrt(),
+                _ => (n * (i + 1)) as f64 / 4.0,
+            })
+            .collect();
+        // Odd series miss every third scrape, so they get timestamp groups of their own.
+        let timestamps: Vec<i64> = (0..1_050i64)
+            .filter(|n| i % 2 == 0 || n % 3 != 2)
+            .map(|n| START + n * 5_000)
+            .take(700)
+            .collect();
+        input.push(series(&[("__name__", "m"), ("i", &id)], timestamps, values));
+    }
+    let options = EncodeOptions {
+        row_group_rows: 1_000,
+        data_page_rows: 300,
+        ..EncodeOptions::default()
+    };
+    let block = assert_round_trip_with(input, &options);
+    assert_eq!(block.meta.stats.num_samples, 4_900);
+    let samples = &files_of(&block)[SAMPLES_FILE];
+    let metadata = ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Required)
+        .parse_and_finish(samples)
+        .expect("footer");
+    let rows: Vec<i64> = metadata
+        .row_groups()
+        .iter()
+        .map(|rg| rg.num_rows())
+        .collect();
+    assert_eq!(rows, vec![1_000, 1_000, 1_000, 1_000, 900]);
+    for (r, row_group) in metadata.row_groups().iter().enumerate() {
+        assert_eq!(
+            row_group.sorting_columns().map(Vec::len),
+            Some(2),
+            "row group {r}"
+        );
+        for (c, column) in row_group.columns().iter().enumerate() {
+            let statistics = column.statistics().expect("statistics");
+            // Both value columns hold values in every row group.
+            assert!(
+                statistics
+                    .null_count_opt()
+                    .is_some_and(|nulls| nulls < 1_000),
+                "row group {r} column {c}"
+            );
+            assert!(metadata
+                .page_index_for_row_group(r)
+                .column_index(c)
+                .is_some());
+        }
+    }
+    let key_values = metadata.file_metadata().key_value_metadata().expect("kv");
+    assert!(key_values.iter().any(|kv| kv.key == "strata.format"));
+}
+
+#[test]
 fn empty_label_values_are_dropped_and_odd_label_names_survive() {
     let input = vec![
         series(

@@ -3,12 +3,17 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Float64Builder, Int32Array, Int64Array, Int64Builder, Int8Array, StringArray};
+use arrow::array::{
+    ArrayRef, Float64Builder, Int32Array, Int64Array, Int64Builder, Int8Array, StringArray,
+};
+use arrow::datatypes::DataType;
+use bytes::Bytes;
 
 use super::codec::{choose_scale, group_timestamps, scaled_value, scrape_positions};
 use super::schema::{
-    label_column, write_file, Column, ColumnEncoding, FileSettings, MAX_TIME, MIN_TIME,
-    NUM_SAMPLES, SCALE, SCRAPE, SERIES_ID, TIMESTAMP, TS_GROUP, VALUE_FLOAT, VALUE_INT_DELTA,
+    label_column, write_file, Column, ColumnEncoding, ColumnSpec, FileSettings, FileWriter,
+    MAX_TIME, MIN_TIME, NUM_SAMPLES, SCALE, SCRAPE, SERIES_ID, TIMESTAMP, TS_GROUP, VALUE_FLOAT,
+    VALUE_INT_DELTA,
 };
 use super::{
     BlockCompaction, BlockDescriptor, BlockError, BlockFile, BlockMeta, BlockStats, EncodedBlock,
@@ -98,10 +103,11 @@ pub fn encode_block_with(
         &[0, 1],
         settings,
     )?;
-    let samples_file = write_file(
-        SAMPLES_FILE,
-        sample_columns(&series, &groups.groups, &groups.series_group, &scales)?,
-        &[0, 1],
+    let samples_file = write_samples(
+        &series,
+        &groups.groups,
+        &groups.series_group,
+        &scales,
         settings,
     )?;
 
@@ -289,20 +295,40 @@ fn timestamp_columns(groups: &[Vec<i64>]) -> Vec<Column<'static>> {
 /// `samples.parquet`: one row per sample, by series then time. A value exact at its series'
 /// scale goes to `value_int_delta` (as the difference to the series' previous integer),
 /// any other to `value_float`; the other column is null.
-fn sample_columns(
+///
+/// Written one row group at a time: the arrays of at most `row_group_rows` rows are built,
+/// handed to the Parquet writer (which encodes and flushes the full row group) and dropped
+/// before the next ones are built. A series may straddle row groups; its integer
+/// differences carry on across the boundary.
+fn write_samples(
     series: &[SeriesSamples],
     groups: &[Vec<i64>],
     series_group: &[u32],
     scales: &[Option<u8>],
-) -> Result<Vec<Column<'static>>, BlockError> {
+    settings: FileSettings,
+) -> Result<Bytes, BlockError> {
+    let specs = [
+        ColumnSpec::required(SERIES_ID, DataType::Int32, ColumnEncoding::Delta),
+        ColumnSpec::required(SCRAPE, DataType::Int32, ColumnEncoding::Delta),
+        ColumnSpec::optional(
+            VALUE_INT_DELTA,
+            DataType::Int64,
+            ColumnEncoding::ByteStreamSplit,
+        ),
+        ColumnSpec::optional(
+            VALUE_FLOAT,
+            DataType::Float64,
+            ColumnEncoding::ByteStreamSplit,
+        ),
+    ];
+    let mut writer = FileWriter::try_new(SAMPLES_FILE, &specs, &[0, 1], settings)?;
     let rows: usize = series.iter().map(|s| s.values.len()).sum();
-    let mut series_ids = Vec::with_capacity(rows);
-    let mut scrapes = Vec::with_capacity(rows);
-    let mut ints = Int64Builder::with_capacity(rows);
-    let mut floats = Float64Builder::with_capacity(rows);
+    let mut batch = SampleBatch::new(settings.row_group_rows.min(rows));
+    let mut written = 0usize;
+    let mut scrapes = Vec::new();
     for (id, s) in series.iter().enumerate() {
-        series_ids.extend(std::iter::repeat_n(id as i32, s.values.len()));
         let group = &groups[series_group[id] as usize];
+        scrapes.clear();
         if !scrape_positions(group, &s.timestamps, &mut scrapes) {
             // group_timestamps only joins a series to a group holding all its timestamps.
             return Err(BlockError::InvalidSeries {
@@ -311,41 +337,58 @@ fn sample_columns(
             });
         }
         let mut previous = 0i64;
-        for &value in &s.values {
+        for (&value, &scrape) in s.values.iter().zip(&scrapes) {
+            batch.series_ids.push(id as i32);
+            batch.scrapes.push(scrape);
             match scales[id].and_then(|scale| scaled_value(value, scale)) {
                 Some(integer) => {
                     // Both within ±2^53, so the difference cannot overflow.
-                    ints.append_value(integer - previous);
+                    batch.ints.append_value(integer - previous);
                     previous = integer;
-                    floats.append_null();
+                    batch.floats.append_null();
                 }
                 None => {
-                    ints.append_null();
-                    floats.append_value(value);
+                    batch.ints.append_null();
+                    batch.floats.append_value(value);
                 }
+            }
+            if batch.series_ids.len() == settings.row_group_rows {
+                written += batch.series_ids.len();
+                let next = SampleBatch::new(settings.row_group_rows.min(rows - written));
+                writer.write(std::mem::replace(&mut batch, next).into_arrays())?;
             }
         }
     }
-    Ok(vec![
-        Column::required(
-            SERIES_ID,
-            Arc::new(Int32Array::from(series_ids)),
-            ColumnEncoding::Delta,
-        ),
-        Column::required(
-            SCRAPE,
-            Arc::new(Int32Array::from(scrapes)),
-            ColumnEncoding::Delta,
-        ),
-        Column::optional(
-            VALUE_INT_DELTA,
-            Arc::new(ints.finish()),
-            ColumnEncoding::ByteStreamSplit,
-        ),
-        Column::optional(
-            VALUE_FLOAT,
-            Arc::new(floats.finish()),
-            ColumnEncoding::ByteStreamSplit,
-        ),
-    ])
+    if !batch.series_ids.is_empty() {
+        writer.write(batch.into_arrays())?;
+    }
+    writer.finish()
+}
+
+/// The columns of `samples.parquet` for one row group, being built.
+struct SampleBatch {
+    series_ids: Vec<i32>,
+    scrapes: Vec<i32>,
+    ints: Int64Builder,
+    floats: Float64Builder,
+}
+
+impl SampleBatch {
+    fn new(rows: usize) -> Self {
+        Self {
+            series_ids: Vec::with_capacity(rows),
+            scrapes: Vec::with_capacity(rows),
+            ints: Int64Builder::with_capacity(rows),
+            floats: Float64Builder::with_capacity(rows),
+        }
+    }
+
+    fn into_arrays(mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(Int32Array::from(self.series_ids)),
+            Arc::new(Int32Array::from(self.scrapes)),
+            Arc::new(self.ints.finish()),
+            Arc::new(self.floats.finish()),
+        ]
+    }
 }
