@@ -32,11 +32,13 @@ fn duckdb_reads_blocks_bit_exactly() {
     let now = now_ms();
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
     let odd_nan = f64::from_bits(0x7ff8_0000_dead_beef);
-    // -0.0 is in the list but does not survive the client: prost, like every proto3 encoder
-    // that compares with the default by value, leaves a -0.0 field out of the message.
+    // -0.0 cannot be written with prost (a proto3 encoder leaves a double equal to 0.0 out of
+    // the message); Prometheus (Go) does send it. So the body carries a sentinel that is
+    // patched into an explicit -0.0 below.
+    let sentinel = 1234.5678f64;
     let specials = [
         0.0,
-        -0.0,
+        sentinel,
         1.5,
         stale,
         odd_nan,
@@ -67,19 +69,35 @@ fn duckdb_reads_blocks_bit_exactly() {
             &samples,
         ));
     }
-    let (status, body) = push(
-        &strata,
-        None,
-        &WriteRequest {
-            timeseries,
-            metadata: vec![],
-        },
-    );
-    assert_eq!(status, 200, "{body}");
+    let mut raw = prost::Message::encode_to_vec(&WriteRequest {
+        timeseries,
+        metadata: vec![],
+    });
+    let mut needle = vec![0x09u8];
+    needle.extend_from_slice(&sentinel.to_le_bytes());
+    let mut patched = 0;
+    for i in 0..raw.len().saturating_sub(needle.len() - 1) {
+        if raw[i..i + needle.len()] == needle[..] {
+            raw[i + 1..i + needle.len()].copy_from_slice(&(-0.0f64).to_le_bytes());
+            patched += 1;
+        }
+    }
+    assert!(patched > 0, "sentinel not found in the encoded request");
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .expect("snappy");
+    let (status, text) = push_raw(&strata.url("/api/v1/push"), None, body);
+    assert_eq!(status, 200, "{text}");
+    // Through the WAL: SIGKILL, replay, then flush.
+    let mut strata = strata;
+    strata.proc.kill9();
+    strata.proc.restart();
+    strata.wait_ready();
     strata.flush();
 
     let tenant_dir = dir.path().join("blocks").join("anonymous");
     let mut compared = 0;
+    let mut negative_zeros = 0;
     for block in std::fs::read_dir(&tenant_dir)
         .expect("tenant dir")
         .flatten()
@@ -106,9 +124,17 @@ fn duckdb_reads_blocks_bit_exactly() {
             "DuckDB and Strata read block {} differently",
             block_dir.display()
         );
+        negative_zeros += ours
+            .iter()
+            .filter(|l| l.contains("\"8000000000000000\""))
+            .count();
         compared += ours.len();
     }
     assert_eq!(compared, 120, "expected 3 series x 40 samples");
+    assert_eq!(
+        negative_zeros, patched,
+        "-0.0 did not survive the WAL and the block"
+    );
     println!("open format: DuckDB read {compared} samples bit-exactly");
 }
 

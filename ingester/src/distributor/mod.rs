@@ -13,8 +13,8 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, 
 use strata_shared::limits::LimitsConfig;
 use strata_shared::metrics::DiscardedSamples;
 use strata_shared::proto::ingester::ingester_client::IngesterClient;
-use strata_shared::proto::ingester::{PushRequest, PushResponse};
-use strata_shared::proto::prometheus::{TimeSeries, WriteRequest};
+use strata_shared::proto::ingester::{PushRequest, PushResponse, Sample, Series};
+use strata_shared::proto::prometheus::WriteRequest;
 use strata_shared::ring::{MemberState, Ring};
 use tonic::transport::{Channel, Endpoint};
 
@@ -237,12 +237,18 @@ impl Distributor {
             }
             replicas_of.push(replicas);
         }
-        let mut protos: Vec<TimeSeries> = valid
+        let mut protos: Vec<Series> = valid
             .into_iter()
-            .map(|s| TimeSeries {
+            .map(|s| Series {
                 labels: s.labels,
-                samples: s.samples,
-                exemplars: Vec::new(),
+                samples: s
+                    .samples
+                    .iter()
+                    .map(|x| Sample {
+                        timestamp: x.timestamp,
+                        value_bits: x.value.to_bits(),
+                    })
+                    .collect(),
             })
             .collect();
 
@@ -259,7 +265,7 @@ impl Distributor {
                 let request = PushRequest {
                     tenant: tenant.to_string(),
                     // The last replica to need a series takes it; the others get copies.
-                    timeseries: idx
+                    series: idx
                         .iter()
                         .map(|&i| {
                             uses[i] -= 1;

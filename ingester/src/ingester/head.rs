@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use strata_shared::labels::{stable_hash_pairs, Labels};
 
 use super::chunk::XorChunk;
+use strata_shared::proto::ingester as ingester_pb;
 use strata_shared::proto::prometheus::{self as pb};
 
 /// How far behind the newest sample a sample may still be appended, as Prometheus' head
@@ -67,7 +68,7 @@ pub struct HeadSeries {
 #[derive(Debug, Default)]
 pub struct SeriesAppend {
     /// Samples actually added (what goes to the WAL).
-    pub accepted: Vec<pb::Sample>,
+    pub accepted: Vec<ingester_pb::Sample>,
     /// Samples equal to the newest one, accepted without being stored again.
     pub duplicates_ignored: usize,
     /// First refusal, its sample timestamp, and how many samples were refused.
@@ -156,7 +157,11 @@ impl TenantHead {
     }
 
     /// Appends samples (in the order given) to the series with these labels.
-    pub fn append(&mut self, labels: &[pb::Label], samples: &[pb::Sample]) -> SeriesAppend {
+    pub fn append(
+        &mut self,
+        labels: &[pb::Label],
+        samples: &[ingester_pb::Sample],
+    ) -> SeriesAppend {
         let mut out = SeriesAppend::default();
         let lower = self.lower_bound();
         // Samples all below the bound create no series.
@@ -172,7 +177,7 @@ impl TenantHead {
             return out;
         };
         for sample in samples {
-            let bits = sample.value.to_bits();
+            let bits = sample.value_bits;
             let error = if sample.timestamp < lower {
                 Some(AppendError::OutOfBounds)
             } else if series.last_timestamp != i64::MIN && sample.timestamp < series.last_timestamp
@@ -196,7 +201,7 @@ impl TenantHead {
                     if series.chunk.is_empty() {
                         series.first_timestamp = sample.timestamp;
                     }
-                    series.chunk.append(sample.timestamp, sample.value);
+                    series.chunk.append(sample.timestamp, f64::from_bits(bits));
                     series.last_timestamp = sample.timestamp;
                     series.last_value_bits = bits;
                     max_time = max_time.max(sample.timestamp);
@@ -300,8 +305,8 @@ impl TenantHead {
             .min()
     }
 
-    /// The head's samples as remote-write series, for a WAL checkpoint.
-    pub fn snapshot(&self) -> Vec<pb::TimeSeries> {
+    /// The head's samples, for a WAL checkpoint.
+    pub fn snapshot(&self) -> Vec<ingester_pb::Series> {
         self.series
             .iter()
             .flatten()
@@ -309,12 +314,14 @@ impl TenantHead {
                 let samples = s
                     .chunk
                     .iter()
-                    .map(|(timestamp, value)| pb::Sample { timestamp, value })
+                    .map(|(timestamp, value)| ingester_pb::Sample {
+                        timestamp,
+                        value_bits: value.to_bits(),
+                    })
                     .collect();
-                pb::TimeSeries {
+                ingester_pb::Series {
                     labels: to_proto_labels(&s.labels),
                     samples,
-                    exemplars: Vec::new(),
                 }
             })
             .filter(|s| !s.samples.is_empty())
@@ -362,10 +369,10 @@ pub fn from_proto_labels(labels: &[pb::Label]) -> Labels {
 mod tests {
     use super::*;
 
-    fn s(t: i64, v: f64) -> pb::Sample {
-        pb::Sample {
+    fn s(t: i64, v: f64) -> ingester_pb::Sample {
+        ingester_pb::Sample {
             timestamp: t,
-            value: v,
+            value_bits: v.to_bits(),
         }
     }
 

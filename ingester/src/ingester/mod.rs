@@ -23,7 +23,7 @@ use object_store::ObjectStore;
 use prost::Message;
 use strata_shared::block::{encode_block, BlockDescriptor, SeriesSamples};
 use strata_shared::metrics::DiscardedSamples;
-use strata_shared::proto::ingester::{PushRequest, PushResponse, SampleError};
+use strata_shared::proto::ingester::{PushRequest, PushResponse, SampleError, Series};
 use strata_shared::storage::TsdbConfig;
 use tokio::sync::{Mutex, RwLock};
 
@@ -173,7 +173,7 @@ impl Ingester {
         let tenant = self.tenant(&request.tenant).await;
         let mut tenant = tenant.lock().await;
         let mut accepted = 0;
-        for series in &request.timeseries {
+        for series in &request.series {
             accepted += tenant
                 .head
                 .append(&series.labels, &series.samples)
@@ -184,7 +184,7 @@ impl Ingester {
     }
 
     /// Appends a push to the head and the WAL; returns once the WAL holds it.
-    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %request.tenant, series = request.timeseries.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %request.tenant, series = request.series.len()))]
     pub async fn push(&self, request: PushRequest) -> Result<PushResponse, IngesterError> {
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(IngesterError::Stopping);
@@ -198,9 +198,9 @@ impl Ingester {
             tenant.last_append = Instant::now();
             let mut record = PushRequest {
                 tenant: tenant_id.clone(),
-                timeseries: Vec::with_capacity(request.timeseries.len()),
+                series: Vec::with_capacity(request.series.len()),
             };
-            for series in request.timeseries {
+            for series in request.series {
                 let lower = tenant.head.lower_bound();
                 let result = tenant.head.append(&series.labels, &series.samples);
                 if let Some((error, timestamp, count)) = result.rejected {
@@ -220,13 +220,10 @@ impl Ingester {
                 }
                 accepted_samples += result.accepted.len() as u64;
                 if !result.accepted.is_empty() {
-                    record
-                        .timeseries
-                        .push(strata_shared::proto::prometheus::TimeSeries {
-                            labels: series.labels,
-                            samples: result.accepted,
-                            exemplars: Vec::new(),
-                        });
+                    record.series.push(Series {
+                        labels: series.labels,
+                        samples: result.accepted,
+                    });
                 }
             }
             if tenant.head.oldest_range_closed(
@@ -235,7 +232,7 @@ impl Ingester {
             ) {
                 self.cut_wanted.notify_one();
             }
-            if record.timeseries.is_empty() {
+            if record.series.is_empty() {
                 None
             } else {
                 Some(self.wal.append(record.encode_to_vec()))
@@ -429,7 +426,7 @@ impl Ingester {
                 records.push(
                     PushRequest {
                         tenant: tenant_id.clone(),
-                        timeseries: chunk.to_vec(),
+                        series: chunk.to_vec(),
                     }
                     .encode_to_vec(),
                 );
