@@ -40,3 +40,49 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod error_docs {
+    /// Every `err-strata-*` id the code can return is documented in docs/errors.md, and the
+    /// table lists no id the code has stopped using.
+    #[test]
+    fn every_error_id_is_documented() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let docs = std::fs::read_to_string(root.join("docs/errors.md")).expect("docs/errors.md");
+        let mut in_code = std::collections::BTreeSet::new();
+        let mut stack = vec![
+            root.join("src"),
+            root.join("shared/src"),
+            root.join("ingester/src"),
+        ];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("source dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("source file");
+                    for (i, _) in text.match_indices("err-strata-") {
+                        let id: String = text[i..]
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'
+                            })
+                            .collect();
+                        if id.len() > "err-strata-".len() {
+                            in_code.insert(id.trim_end_matches('-').to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let documented: std::collections::BTreeSet<String> = docs
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect();
+        assert!(in_code.len() >= 15, "found only {in_code:?}");
+        assert_eq!(in_code, documented, "code ids vs docs/errors.md ids");
+    }
+}

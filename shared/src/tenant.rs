@@ -10,13 +10,13 @@ pub const MAX_TENANT_ID_LENGTH: usize = 150;
 /// Why a tenant id was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TenantError {
-    #[error("no org id: the {ORG_ID_HEADER} header is required when multitenancy is enabled (-auth.multitenancy-enabled=true)")]
+    #[error("no org id: the {ORG_ID_HEADER} header is required when multitenancy is enabled (err-strata-missing-org-id); to accept requests without it, set -auth.multitenancy-enabled=false")]
     Missing,
-    #[error("tenant id is too long: {0} characters, the limit is {MAX_TENANT_ID_LENGTH}")]
+    #[error("tenant id is too long: {0} characters, the limit is {MAX_TENANT_ID_LENGTH} (err-strata-invalid-tenant-id)")]
     TooLong(usize),
-    #[error("tenant id {0:?} is not allowed: '.' and '..' cannot be tenant ids")]
+    #[error("tenant id {0:?} is not allowed: '.' and '..' cannot be tenant ids (err-strata-invalid-tenant-id)")]
     Unsafe(String),
-    #[error("tenant id {id:?} contains the unsupported character {character:?}: allowed are letters, digits and !-_.*'()")]
+    #[error("tenant id {id:?} contains the unsupported character {character:?}: allowed are letters, digits and !-_.*'() (err-strata-invalid-tenant-id)")]
     BadCharacter { id: String, character: char },
 }
 

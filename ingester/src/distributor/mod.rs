@@ -352,7 +352,7 @@ impl Distributor {
             .count();
         if short > 0 {
             return Err(PushError::Replication(format!(
-                "failed pushing to ingesters for tenant {tenant}: {short} of {} series reached fewer than {quorum} of {} replicas (replication factor {}, -ingester.ring.replication-factor); errors: {}",
+                "failed pushing to ingesters for tenant {tenant}: {short} of {} series reached fewer than {quorum} of {} replicas (err-strata-ingester-quorum; replication factor {}, -ingester.ring.replication-factor); retry later; errors: {}",
                 replicas_of.len(), self.ring.replication_factor(), self.ring.replication_factor(), failures.join("; "))));
         }
         rejected.extend(ingester_errors.into_values());
