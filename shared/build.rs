@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .bytes(".prometheus.LabelBytes")
         .compile_protos(
             &["proto/remote_write.proto", "proto/ingester.proto"],
             &["proto"],

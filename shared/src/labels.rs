@@ -89,13 +89,13 @@ impl Labels {
     }
 
     /// Whether this label set equals the given sorted pairs, without allocating.
-    pub fn eq_pairs<'a>(&self, pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> bool {
+    pub fn eq_pairs<'a>(&self, pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>) -> bool {
         self.0.len() == pairs.len()
             && self
                 .0
                 .iter()
                 .zip(pairs)
-                .all(|(l, (n, v))| l.name == n && l.value == v)
+                .all(|(l, (n, v))| l.name.as_bytes() == n && l.value.as_bytes() == v)
     }
 
     /// Approximate heap bytes held by this label set.
@@ -112,11 +112,16 @@ impl Labels {
 /// [`Labels::stable_hash`] of sorted `(name, value)` pairs, for callers holding labels in
 /// another form (protobuf) who must not allocate a `Labels` per lookup.
 pub fn stable_hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    stable_hash_byte_pairs(pairs.map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+}
+
+/// [`stable_hash_pairs`] over raw bytes (labels still in a request buffer).
+pub fn stable_hash_byte_pairs<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for (name, value) in pairs {
-        hasher.update(name.as_bytes());
+        hasher.update(name);
         hasher.update(&[0xff]);
-        hasher.update(value.as_bytes());
+        hasher.update(value);
         hasher.update(&[0xff]);
     }
     hasher.digest()

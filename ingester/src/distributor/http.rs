@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prost::Message;
-use strata_shared::proto::prometheus::WriteRequest;
+use strata_shared::proto::prometheus::WriteRequestBytes;
 use strata_shared::tenant::{resolve_tenant, TenantError, ORG_ID_HEADER};
 
 use super::{Distributor, PushError};
@@ -78,12 +78,12 @@ async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body)
         Err(e) => return error(StatusCode::BAD_REQUEST, format!(
             "cannot decompress the remote-write body for tenant {tenant}: {e}; the body must be snappy block-compressed protobuf (Content-Encoding: snappy)")),
     };
-    let request = match WriteRequest::decode(raw.as_slice()) {
+    // Decoding from `Bytes` makes every label a slice of this buffer, not a new String.
+    let request = match WriteRequestBytes::decode(Bytes::from(raw)) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!(
             "cannot decode the remote-write body for tenant {tenant} as a prometheus.WriteRequest protobuf: {e}")),
     };
-    drop(raw);
     match distributor.push(&tenant, request, now_ms()).await {
         Ok(outcome) if outcome.rejected.is_empty() => StatusCode::OK.into_response(),
         Ok(outcome) => {

@@ -14,7 +14,7 @@ use strata_shared::limits::LimitsConfig;
 use strata_shared::metrics::DiscardedSamples;
 use strata_shared::proto::ingester::ingester_client::IngesterClient;
 use strata_shared::proto::ingester::{PushRequest, PushResponse, Sample, Series};
-use strata_shared::proto::prometheus::WriteRequest;
+use strata_shared::proto::prometheus::WriteRequestBytes;
 use strata_shared::ring::{MemberState, Ring};
 use tonic::transport::{Channel, Endpoint};
 
@@ -191,7 +191,7 @@ impl Distributor {
     pub async fn push(
         &self,
         tenant: &str,
-        request: WriteRequest,
+        request: WriteRequestBytes,
         now_ms: i64,
     ) -> Result<PushOutcome, PushError> {
         let received: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();

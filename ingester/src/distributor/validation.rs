@@ -4,9 +4,9 @@
 //! series and answers 400 with the first error of each kind. Every message names the series,
 //! the rule, a stable error id and the flag that governs it.
 
-use strata_shared::labels::{stable_hash_pairs, METRIC_NAME};
+use strata_shared::labels::{stable_hash_byte_pairs, METRIC_NAME};
 use strata_shared::limits::LimitsConfig;
-use strata_shared::proto::prometheus::{Label as ProtoLabel, Sample, TimeSeries};
+use strata_shared::proto::prometheus::{LabelBytes, Sample, TimeSeriesBytes};
 
 /// A rejected series or sample: the discard reason (metric label) and the message for the sender.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +21,8 @@ pub struct ValidationError {
 /// A series that passed validation: sorted labels without empty values, samples in range.
 #[derive(Debug)]
 pub struct ValidSeries {
-    /// Sorted, unique, empty values dropped: moved from the request, not copied.
-    pub labels: Vec<ProtoLabel>,
+    /// Sorted, unique, valid UTF-8, empty values dropped: slices of the request buffer.
+    pub labels: Vec<LabelBytes>,
     /// [`strata_shared::labels::Labels::stable_hash`] of `labels`.
     pub labels_hash: u64,
     pub samples: Vec<Sample>,
@@ -40,17 +40,17 @@ fn is_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Text of a series for error messages, from the raw (possibly invalid) protobuf labels.
-fn describe(labels: &[strata_shared::proto::prometheus::Label]) -> String {
+/// Text of a series for error messages, from the raw (possibly invalid) labels.
+fn describe(labels: &[(&str, &str)]) -> String {
     let name = labels
         .iter()
-        .find(|l| l.name == METRIC_NAME)
-        .map(|l| l.value.as_str())
+        .find(|(n, _)| *n == METRIC_NAME)
+        .map(|(_, v)| *v)
         .unwrap_or("");
     let rest: Vec<String> = labels
         .iter()
-        .filter(|l| l.name != METRIC_NAME)
-        .map(|l| format!("{}={:?}", l.name, l.value))
+        .filter(|(n, _)| *n != METRIC_NAME)
+        .map(|(n, v)| format!("{n}={v:?}"))
         .collect();
     let text = format!("{name}{{{}}}", rest.join(", "));
     if text.len() > 256 {
@@ -75,18 +75,45 @@ fn reject(reason: &'static str, samples: usize, message: String) -> ValidationEr
 /// Validates one series. `now_ms` is the distributor's clock, for the grace periods.
 /// Returns the valid series (possibly with some samples removed) and the errors met.
 pub fn validate_series(
-    series: TimeSeries,
+    series: TimeSeriesBytes,
     limits: &LimitsConfig,
     now_ms: i64,
 ) -> (Option<ValidSeries>, Vec<ValidationError>) {
     let n = series.samples.len();
-    let raw = &series.labels;
     let mut errors = Vec::new();
 
-    let name = raw
-        .iter()
-        .find(|l| l.name == METRIC_NAME)
-        .map(|l| l.value.as_str());
+    // Labels arrive as bytes; they must be UTF-8 (Prometheus requires it of values, and names
+    // are ASCII by the name rule below).
+    let mut raw: Vec<(&str, &str)> = Vec::with_capacity(series.labels.len());
+    for label in &series.labels {
+        let name = std::str::from_utf8(&label.name);
+        let value = std::str::from_utf8(&label.value);
+        match (name, value) {
+            (Ok(name), Ok(value)) => raw.push((name, value)),
+            _ => {
+                let lossy: Vec<(String, String)> = series
+                    .labels
+                    .iter()
+                    .map(|l| {
+                        (
+                            String::from_utf8_lossy(&l.name).into_owned(),
+                            String::from_utf8_lossy(&l.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let view: Vec<(&str, &str)> = lossy
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                return (None, vec![reject("label_value_invalid_utf8", n, format!(
+                    "received a series with a label name or value that is not valid UTF-8 (err-strata-label-invalid-utf8); label: {:?}; series: {}",
+                    String::from_utf8_lossy(&label.name), describe(&view)))]);
+            }
+        }
+    }
+    let raw = raw.as_slice();
+
+    let name = raw.iter().find(|(n, _)| *n == METRIC_NAME).map(|(_, v)| *v);
     match name {
         None | Some("") => {
             return (None, vec![reject("missing_metric_name", n, format!(
@@ -99,39 +126,38 @@ pub fn validate_series(
         Some(_) => {}
     }
 
-    let non_empty: Vec<&strata_shared::proto::prometheus::Label> =
-        raw.iter().filter(|l| !l.value.is_empty()).collect();
-    if non_empty.len() > limits.max_label_names_per_series {
+    let non_empty = raw.iter().filter(|(_, v)| !v.is_empty()).count();
+    if non_empty > limits.max_label_names_per_series {
         return (None, vec![reject("max_label_names_per_series", n, format!(
             "received a series whose number of labels ({}) exceeds the limit of {} (err-strata-max-label-names-per-series); to adjust it, configure -validation.max-label-names-per-series; series: {}",
-            non_empty.len(), limits.max_label_names_per_series, describe(raw)))]);
+            non_empty, limits.max_label_names_per_series, describe(raw)))]);
     }
     let mut previous: Option<&str> = None;
-    for label in raw {
+    for &(name, value) in raw {
         if let Some(prev) = previous {
-            if prev == label.name {
+            if prev == name {
                 return (None, vec![reject("duplicate_label_names", n, format!(
-                    "received a series with duplicate label name {:?} (err-strata-duplicate-label-names); series: {}", label.name, describe(raw)))]);
+                    "received a series with duplicate label name {:?} (err-strata-duplicate-label-names); series: {}", name, describe(raw)))]);
             }
-            if prev > label.name.as_str() {
+            if prev > name {
                 return (None, vec![reject("labels_not_sorted", n, format!(
-                    "received a series where the label names are not sorted: {:?} comes after {prev:?} (err-strata-labels-not-sorted); series: {}", label.name, describe(raw)))]);
+                    "received a series where the label names are not sorted: {:?} comes after {prev:?} (err-strata-labels-not-sorted); series: {}", name, describe(raw)))]);
             }
         }
-        previous = Some(&label.name);
-        if label.name != METRIC_NAME && !is_label_name(&label.name) {
+        previous = Some(name);
+        if name != METRIC_NAME && !is_label_name(name) {
             return (None, vec![reject("label_invalid", n, format!(
-                "received a series with an invalid label name {:?}: label names must match [a-zA-Z_][a-zA-Z0-9_]* (err-strata-label-invalid); series: {}", label.name, describe(raw)))]);
+                "received a series with an invalid label name {:?}: label names must match [a-zA-Z_][a-zA-Z0-9_]* (err-strata-label-invalid); series: {}", name, describe(raw)))]);
         }
-        if label.name.len() > limits.max_label_name_length {
+        if name.len() > limits.max_label_name_length {
             return (None, vec![reject("label_name_too_long", n, format!(
                 "received a series whose label name length ({}) exceeds the limit of {} (err-strata-label-name-too-long); to adjust it, configure -validation.max-length-label-name; label: {:?}; series: {}",
-                label.name.len(), limits.max_label_name_length, label.name, describe(raw)))]);
+                name.len(), limits.max_label_name_length, name, describe(raw)))]);
         }
-        if label.value.len() > limits.max_label_value_length {
+        if value.len() > limits.max_label_value_length {
             return (None, vec![reject("label_value_too_long", n, format!(
                 "received a series whose label value length ({}) exceeds the limit of {} (err-strata-label-value-too-long); to adjust it, configure -validation.max-length-label-value; label: {:?}; series: {}",
-                label.value.len(), limits.max_label_value_length, label.name, describe(raw)))]);
+                value.len(), limits.max_label_value_length, name, describe(raw)))]);
         }
     }
 
@@ -171,7 +197,7 @@ pub fn validate_series(
     }
     let mut labels = series.labels;
     labels.retain(|l| !l.value.is_empty());
-    let labels_hash = stable_hash_pairs(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+    let labels_hash = stable_hash_byte_pairs(labels.iter().map(|l| (&l.name[..], &l.value[..])));
     (
         Some(ValidSeries {
             labels,
@@ -214,7 +240,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_shared::proto::prometheus::Label as PbLabel;
 
     fn limits() -> LimitsConfig {
         LimitsConfig {
@@ -226,13 +251,13 @@ mod tests {
         }
     }
 
-    fn series(labels: &[(&str, &str)], ts: &[i64]) -> TimeSeries {
-        TimeSeries {
+    fn series(labels: &[(&str, &str)], ts: &[i64]) -> TimeSeriesBytes {
+        TimeSeriesBytes {
             labels: labels
                 .iter()
-                .map(|(n, v)| PbLabel {
-                    name: n.to_string(),
-                    value: v.to_string(),
+                .map(|(n, v)| LabelBytes {
+                    name: n.to_string().into(),
+                    value: v.to_string().into(),
                 })
                 .collect(),
             samples: ts
@@ -242,7 +267,6 @@ mod tests {
                     timestamp: *t,
                 })
                 .collect(),
-            exemplars: vec![],
         }
     }
 
@@ -330,6 +354,17 @@ mod tests {
             "{}",
             errors[0].message
         );
+    }
+
+    #[test]
+    fn invalid_utf8_rejects_only_that_series() {
+        let now = 1_700_000_000_000;
+        let mut s = series(&[("__name__", "up"), ("job", "x")], &[now]);
+        s.labels[1].value = bytes::Bytes::from_static(&[0xff, 0xfe]);
+        let (valid, errors) = validate_series(s, &limits(), now);
+        assert!(valid.is_none());
+        assert_eq!(errors[0].reason, "label_value_invalid_utf8");
+        assert!(errors[0].message.contains("err-strata-label-invalid-utf8"));
     }
 
     #[test]

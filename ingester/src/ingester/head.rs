@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use strata_shared::labels::{stable_hash_pairs, Labels};
+use strata_shared::labels::{stable_hash_byte_pairs, Labels};
 
 use super::chunk::XorChunk;
 use strata_shared::proto::ingester as ingester_pb;
@@ -124,9 +124,9 @@ impl TenantHead {
     }
 
     /// `labels` must be sorted and unique, as the distributor leaves them.
-    fn find_or_create(&mut self, labels: &[pb::Label]) -> usize {
-        let pairs = || labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
-        let hash = stable_hash_pairs(pairs());
+    fn find_or_create(&mut self, labels: &[pb::LabelBytes]) -> usize {
+        let pairs = || labels.iter().map(|l| (&l.name[..], &l.value[..]));
+        let hash = stable_hash_byte_pairs(pairs());
         if let Some(ids) = self.by_hash.get(&hash) {
             for &id in ids {
                 if matches!(&self.series[id], Some(s) if s.labels.eq_pairs(pairs())) {
@@ -159,7 +159,7 @@ impl TenantHead {
     /// Appends samples (in the order given) to the series with these labels.
     pub fn append(
         &mut self,
-        labels: &[pb::Label],
+        labels: &[pb::LabelBytes],
         samples: &[ingester_pb::Sample],
     ) -> SeriesAppend {
         let mut out = SeriesAppend::default();
@@ -345,24 +345,25 @@ impl TenantHead {
 }
 
 /// Label set to protobuf labels.
-pub fn to_proto_labels(labels: &Labels) -> Vec<pb::Label> {
+pub fn to_proto_labels(labels: &Labels) -> Vec<pb::LabelBytes> {
     labels
         .iter()
-        .map(|l| pb::Label {
-            name: l.name.clone(),
-            value: l.value.clone(),
+        .map(|l| pb::LabelBytes {
+            name: bytes::Bytes::copy_from_slice(l.name.as_bytes()),
+            value: bytes::Bytes::copy_from_slice(l.value.as_bytes()),
         })
         .collect()
 }
 
-/// Protobuf labels (already validated: sorted, unique, no empty values) to a label set.
-pub fn from_proto_labels(labels: &[pb::Label]) -> Labels {
-    Labels::from_pairs(
-        labels
-            .iter()
-            .filter(|l| !l.value.is_empty())
-            .map(|l| (l.name.clone(), l.value.clone())),
-    )
+/// Protobuf labels (validated by the distributor: sorted, unique, UTF-8, no empty values) to
+/// a label set. Invalid UTF-8 from another caller is replaced, never a panic.
+pub fn from_proto_labels(labels: &[pb::LabelBytes]) -> Labels {
+    Labels::from_pairs(labels.iter().filter(|l| !l.value.is_empty()).map(|l| {
+        (
+            String::from_utf8_lossy(&l.name).into_owned(),
+            String::from_utf8_lossy(&l.value).into_owned(),
+        )
+    }))
 }
 
 #[cfg(test)]
