@@ -167,10 +167,12 @@ stop_pid() {
 # base so as not to meet the well-known ports other tools on a shared machine use (and may
 # kill processes by: fuser -k 9090/tcp).
 free_port() {
-  local port=$((20000 + RANDOM % 30000))
+  # Below the kernel's ephemeral range (32768 and up here): a port that is the local end of
+  # some outgoing connection refuses a bind although nothing answers a connect on it.
+  local port=$((20000 + RANDOM % 12000))
   while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     port=$((port + 1))
-    [ "$port" -lt 65000 ] || die "no free port found"
+    [ "$port" -lt 32700 ] || die "no free port found"
   done
   printf '%s\n' "$port"
 }
