@@ -163,12 +163,7 @@ fn sigterm_keeps_acknowledged_samples() {
     let samples: Vec<(i64, f64)> = (0..50)
         .map(|i| (now - 50_000 + i * 1000, i as f64 * 0.5))
         .collect();
-    let request = WriteRequest {
-        timeseries: vec![series(&[("__name__", "kept"), ("job", "e2e")], &samples)],
-        metadata: vec![],
-    };
-    let (status, body) = push(&strata, None, &request);
-    assert_eq!(status, 200, "{body}");
+    push_one_series(&strata, "kept", &samples);
     assert!(
         strata.proc.terminate(),
         "strata did not exit cleanly on SIGTERM:\n{}",
@@ -198,12 +193,7 @@ fn torn_wal_tail_after_sigkill_is_truncated_not_a_crash_loop() {
     let samples: Vec<(i64, f64)> = (0..20)
         .map(|i| (now - 20_000 + i * 1000, i as f64))
         .collect();
-    let request = WriteRequest {
-        timeseries: vec![series(&[("__name__", "torn"), ("job", "e2e")], &samples)],
-        metadata: vec![],
-    };
-    let (status, body) = push(&strata, None, &request);
-    assert_eq!(status, 200, "{body}");
+    push_one_series(&strata, "torn", &samples);
     strata.proc.kill9();
 
     // Half a record at the end of the newest segment, as a crash mid-write leaves it.

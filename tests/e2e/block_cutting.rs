@@ -26,12 +26,7 @@ fn closed_ranges_are_cut_shipped_and_the_wal_truncated() {
     let samples: Vec<(i64, f64)> = (0..60)
         .map(|i| (start + i * 1000, i as f64 + 0.25))
         .collect();
-    let request = WriteRequest {
-        timeseries: vec![series(&[("__name__", "cut_me"), ("job", "e2e")], &samples)],
-        metadata: vec![],
-    };
-    let (status, body) = push(&strata, None, &request);
-    assert_eq!(status, 200, "{body}");
+    push_one_series(&strata, "cut_me", &samples);
 
     let bucket = dir.path().join("blocks");
     let range_ms = 10_000;

@@ -331,6 +331,16 @@ pub(crate) fn push_raw(url: &str, tenant: Option<&str>, body: Vec<u8>) -> (u16, 
     }
 }
 
+/// Pushes one series `{__name__=name, job="e2e"}` with `samples` and checks it was accepted.
+pub(crate) fn push_one_series(strata: &Strata, name: &str, samples: &[(i64, f64)]) {
+    let request = WriteRequest {
+        timeseries: vec![series(&[("__name__", name), ("job", "e2e")], samples)],
+        metadata: vec![],
+    };
+    let (status, body) = push(strata, None, &request);
+    assert_eq!(status, 200, "{body}");
+}
+
 pub(crate) fn push(strata: &Strata, tenant: Option<&str>, request: &WriteRequest) -> (u16, String) {
     push_raw(&strata.url("/api/v1/push"), tenant, encode_write(request))
 }
