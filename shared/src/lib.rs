@@ -10,6 +10,7 @@ pub mod labels;
 pub mod limits;
 pub mod metrics;
 pub mod proto;
+pub mod query;
 pub mod ring;
 pub mod storage;
 pub mod telemetry;

@@ -207,7 +207,7 @@ fn describe_file(out: &mut String, name: &str, metadata: &ParquetMetaData) {
             "    {:<22} {:<10} {:<36} {:>10} {:>12} {:<19} {:>5} page index",
             "column", "type", "encodings", "compressed", "uncompressed", "statistics", "pages"
         );
-        let page_index = metadata.page_index_for_row_group(index);
+        let page_index = RowGroupPageIndex::new(metadata, index);
         for (c, column) in row_group.columns().iter().enumerate() {
             let encodings: Vec<String> = column.encodings().map(|e| format!("{e:?}")).collect();
             let statistics = match column.statistics() {
@@ -276,5 +276,52 @@ fn describe_value_split(out: &mut String, metadata: &ParquetMetaData) {
                 100.0 * present as f64 / rows.max(1) as f64
             );
         }
+    }
+}
+
+/// The page index of one row group: which columns have a column index (with statistics) and an
+/// offset index.
+pub(crate) struct RowGroupPageIndex<'a> {
+    metadata: &'a parquet::file::metadata::ParquetMetaData,
+    row_group: usize,
+}
+
+impl<'a> RowGroupPageIndex<'a> {
+    pub(crate) fn new(
+        metadata: &'a parquet::file::metadata::ParquetMetaData,
+        row_group: usize,
+    ) -> Self {
+        Self {
+            metadata,
+            row_group,
+        }
+    }
+
+    /// The column index of column `c`, when it has one with statistics.
+    pub(crate) fn column_index(
+        &self,
+        c: usize,
+    ) -> Option<&'a parquet::file::page_index::column_index::ColumnIndexMetaData> {
+        self.metadata
+            .column_index()
+            .and_then(|rgs| rgs.get(self.row_group))
+            .and_then(|cols| cols.get(c))
+            .filter(|index| {
+                !matches!(
+                    index,
+                    parquet::file::page_index::column_index::ColumnIndexMetaData::NONE
+                )
+            })
+    }
+
+    /// The offset index (page locations) of column `c`.
+    pub(crate) fn offset_index(
+        &self,
+        c: usize,
+    ) -> Option<&'a parquet::file::page_index::offset_index::OffsetIndexMetaData> {
+        self.metadata
+            .offset_index()
+            .and_then(|rgs| rgs.get(self.row_group))
+            .and_then(|cols| cols.get(c))
     }
 }

@@ -294,8 +294,7 @@ fn samples_are_written_one_row_group_at_a_time() {
                     .is_some_and(|nulls| nulls < 1_000),
                 "row group {r} column {c}"
             );
-            assert!(metadata
-                .page_index_for_row_group(r)
+            assert!(super::inspect::RowGroupPageIndex::new(&metadata, r)
                 .column_index(c)
                 .is_some());
         }
@@ -429,7 +428,7 @@ fn files_use_zstd_statistics_page_index_and_the_chosen_encodings() {
             .with_page_index_policy(PageIndexPolicy::Required)
             .parse_and_finish(bytes)
             .expect("footer");
-        let page_index = metadata.page_index_for_row_group(0);
+        let page_index = super::inspect::RowGroupPageIndex::new(&metadata, 0);
         for (c, column) in metadata.row_group(0).columns().iter().enumerate() {
             let path = column.column_path().string();
             assert!(
