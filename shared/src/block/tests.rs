@@ -294,9 +294,16 @@ fn samples_are_written_one_row_group_at_a_time() {
                     .is_some_and(|nulls| nulls < 1_000),
                 "row group {r} column {c}"
             );
-            assert!(super::inspect::RowGroupPageIndex::new(&metadata, r)
-                .column_index(c)
-                .is_some());
+            // parquet 59 drops a column's index when one page has no min/max (a page of NaNs
+            // only), which the float column of this data has; nothing prunes on that column.
+            assert!(
+                column.column_path().string() == "value_float"
+                    || super::inspect::RowGroupPageIndex::new(&metadata, r)
+                        .column_index(c)
+                        .is_some(),
+                "row group {r} column {c}: {:?}",
+                metadata.column_index().map(|ci| &ci[r][c])
+            );
         }
     }
     let key_values = metadata.file_metadata().key_value_metadata().expect("kv");
