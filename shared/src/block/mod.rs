@@ -32,6 +32,16 @@ pub use meta::{BlockCompaction, BlockFile, BlockMeta, BlockStats, StrataMeta};
 pub use reader::decode_block;
 pub use writer::{encode_block, encode_block_with, EncodeOptions};
 
+/// Column names of the data files and the mapping between labels and the label columns of
+/// [`SERIES_FILE`], for readers that scan the files themselves (the store-gateway) rather
+/// than through [`decode_block`].
+pub mod columns {
+    pub use super::schema::{
+        column_label, label_column, FORMAT_KEY, MAX_TIME, MIN_TIME, NUM_SAMPLES, SCALE, SCRAPE,
+        SERIES_ID, TIMESTAMP, TS_GROUP, VALUE_FLOAT, VALUE_INT_DELTA,
+    };
+}
+
 use bytes::Bytes;
 use thiserror::Error;
 

@@ -17,26 +17,26 @@ use parquet::schema::types::ColumnPath;
 use super::{BlockError, FORMAT};
 
 /// Row number in `series.parquet`, and the join key of `samples.parquet`.
-pub(crate) const SERIES_ID: &str = "series_id";
+pub const SERIES_ID: &str = "series_id";
 /// The series' timestamp group, the join key of `timestamps.parquet`.
-pub(crate) const TS_GROUP: &str = "ts_group";
+pub const TS_GROUP: &str = "ts_group";
 /// The series' decimal scale: its integers are value × 10^scale. Null when every value of
 /// the series is a float.
-pub(crate) const SCALE: &str = "scale";
+pub const SCALE: &str = "scale";
 /// Samples of the series, its first and its last timestamp: answer series queries for a time
 /// range without reading samples.
-pub(crate) const NUM_SAMPLES: &str = "num_samples";
-pub(crate) const MIN_TIME: &str = "min_time";
-pub(crate) const MAX_TIME: &str = "max_time";
+pub const NUM_SAMPLES: &str = "num_samples";
+pub const MIN_TIME: &str = "min_time";
+pub const MAX_TIME: &str = "max_time";
 /// Position of a sample's timestamp in its group.
-pub(crate) const SCRAPE: &str = "scrape";
-pub(crate) const TIMESTAMP: &str = "timestamp";
+pub const SCRAPE: &str = "scrape";
+pub const TIMESTAMP: &str = "timestamp";
 /// The sample's value × 10^scale minus that of the series' previous sample in this column
 /// (the first one: minus 0). Running sums give the integers back; stored as differences
 /// because they are small, and `BYTE_STREAM_SPLIT` + zstd then code them close to their
 /// entropy, with no penalty where one series ends and the next begins.
-pub(crate) const VALUE_INT_DELTA: &str = "value_int_delta";
-pub(crate) const VALUE_FLOAT: &str = "value_float";
+pub const VALUE_INT_DELTA: &str = "value_int_delta";
+pub const VALUE_FLOAT: &str = "value_float";
 
 /// The columns of `series.parquet` that are not labels.
 pub(crate) const SERIES_COLUMNS: [&str; 6] =
@@ -47,10 +47,10 @@ pub(crate) const SERIES_COLUMNS: [&str; 6] =
 const LABEL_ESCAPE: char = '~';
 
 /// Key of the Parquet key-value metadata entry naming the format, in every data file.
-pub(crate) const FORMAT_KEY: &str = "strata.format";
+pub const FORMAT_KEY: &str = "strata.format";
 
 /// The column that holds label `name`: the name itself, unless that is taken.
-pub(crate) fn label_column(name: &str) -> Cow<'_, str> {
+pub fn label_column(name: &str) -> Cow<'_, str> {
     if SERIES_COLUMNS.contains(&name) || name.starts_with(LABEL_ESCAPE) {
         Cow::Owned(format!("{LABEL_ESCAPE}{name}"))
     } else {
@@ -59,7 +59,7 @@ pub(crate) fn label_column(name: &str) -> Cow<'_, str> {
 }
 
 /// The label a column of `series.parquet` holds, or `None` for the other columns.
-pub(crate) fn column_label(column: &str) -> Option<&str> {
+pub fn column_label(column: &str) -> Option<&str> {
     if SERIES_COLUMNS.contains(&column) {
         None
     } else {
