@@ -799,3 +799,149 @@ async fn dropping_the_stream_stops_the_scan() {
         "{scanned} blocks scanned after the consumer left"
     );
 }
+
+/// Measurements for the design notes (`cargo test -p strata-store-gateway -- --ignored
+/// --nocapture measure`): series-table matching against DataFusion over `series.parquet`,
+/// and a select's cost on a study-sized block.
+#[tokio::test]
+#[ignore]
+async fn measure() {
+    use std::time::Instant;
+    let hosts: usize = std::env::var("HOSTS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(256);
+    let bucket = Bucket::new();
+    let ulid = ulid_at(START, 1);
+    let t = Instant::now();
+    let files = bucket
+        .write_block(
+            TENANT,
+            ulid,
+            START,
+            2,
+            workload(START, 2, hosts),
+            &EncodeOptions::default(),
+        )
+        .await;
+    let sizes: Vec<(String, usize)> = files.iter().map(|(n, b)| (n.clone(), b.len())).collect();
+    eprintln!(
+        "block of {hosts} hosts encoded in {:?}: {sizes:?}",
+        t.elapsed()
+    );
+
+    let t = Instant::now();
+    let table = SeriesTable::decode(files[SERIES_FILE].clone()).unwrap();
+    eprintln!(
+        "series table: {} series decoded in {:?}, {} heap bytes",
+        table.len(),
+        t.elapsed(),
+        table.heap_bytes()
+    );
+    let matchers = vec![
+        m(MatchOp::Equal, "__name__", "node_cpu_seconds_total"),
+        m(MatchOp::Equal, "mode", "idle"),
+        m(MatchOp::Regex, "instance", "host-1.*"),
+    ];
+    let t = Instant::now();
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = table.select(&matchers, START, START + 2 * HOUR);
+    }
+    eprintln!(
+        "cached table: {} rows matched in {:?} per query",
+        rows.len(),
+        t.elapsed() / 100
+    );
+
+    let ctx = datafusion::prelude::SessionContext::new();
+    let url = url::Url::parse("memory://b").unwrap();
+    ctx.register_object_store(&url, bucket.inner.clone());
+    ctx.register_parquet(
+        "series",
+        format!("memory://b/{TENANT}/{ulid}/{SERIES_FILE}"),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    use datafusion::prelude::{col, lit};
+    let t = Instant::now();
+    let mut count = 0;
+    for _ in 0..10 {
+        let batches = ctx
+            .table("series")
+            .await
+            .unwrap()
+            .filter(
+                col("__name__")
+                    .eq(lit("node_cpu_seconds_total"))
+                    .and(col("mode").eq(lit("idle")))
+                    .and(col("instance").like(lit("host-1%"))),
+            )
+            .unwrap()
+            .select_columns(&["series_id"])
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        count = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    }
+    eprintln!(
+        "DataFusion over series.parquet: {count} rows in {:?} per query",
+        t.elapsed() / 10
+    );
+
+    let gw = gateway(&bucket, StoreGatewayConfig::default());
+    for (what, matchers) in [
+        (
+            "one series",
+            vec![
+                m(MatchOp::Equal, "__name__", "http_requests_total"),
+                m(MatchOp::Equal, "instance", "host-7:8080"),
+            ],
+        ),
+        (
+            "one metric",
+            vec![m(MatchOp::Equal, "__name__", "node_cpu_seconds_total")],
+        ),
+        ("everything", vec![m(MatchOp::Regex, "__name__", ".+")]),
+    ] {
+        for round in ["cold", "warm"] {
+            let before = gw
+                .shared
+                .metrics
+                .bytes_fetched
+                .with_label_values(&[TENANT, SAMPLES_FILE])
+                .get();
+            let stats_before = gw.scan_totals();
+            let req = request(matchers.clone(), START, START + 2 * HOUR);
+            let t = Instant::now();
+            let got = select_all(&gw, &req).await.unwrap();
+            let elapsed = t.elapsed();
+            let samples: usize = got.iter().map(|s| s.values.len()).sum();
+            let fetched = gw
+                .shared
+                .metrics
+                .bytes_fetched
+                .with_label_values(&[TENANT, SAMPLES_FILE])
+                .get()
+                - before;
+            let stats = gw.scan_totals();
+            eprintln!(
+                "select {what} ({round}): {} series, {samples} samples in {elapsed:?}; \
+                 samples.parquet bytes fetched {fetched} of {}; row groups pruned {} of {}, \
+                 pages pruned {} of {}",
+                got.len(),
+                files[SAMPLES_FILE].len(),
+                stats.row_groups_pruned - stats_before.row_groups_pruned,
+                stats.row_groups_pruned + stats.row_groups_matched
+                    - stats_before.row_groups_pruned
+                    - stats_before.row_groups_matched,
+                stats.pages_pruned - stats_before.pages_pruned,
+                stats.pages_pruned + stats.pages_matched
+                    - stats_before.pages_pruned
+                    - stats_before.pages_matched,
+            );
+        }
+    }
+}
