@@ -12,6 +12,7 @@
 //! let tenant = [("X-Scope-OrgID", "difftest")];
 //! setup.push_to(&strata.url("/api/v1/push"), &tenant);
 //! let candidate = Endpoint::new("strata", &strata.url(""), &tenant);
+//! verify_loaded(&candidate, &setup.data);                // optional: raw samples read back
 //! setup.run_against(&candidate).assert_all_passed();
 //! ```
 
