@@ -10,4 +10,5 @@ mod cluster;
 mod fixtures;
 mod open_format;
 mod prometheus_remote_write;
+mod promql_diff;
 mod s3;
