@@ -1,4 +1,4 @@
-//! Generates the remote-write and ingester gRPC types from our own `.proto` files.
+//! Generates the remote-write, ingester and query gRPC types from our own `.proto` files.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     std::env::set_var("PROTOC", protoc);
@@ -8,7 +8,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .bytes(".prometheus.LabelBytes")
         .compile_protos(
-            &["proto/remote_write.proto", "proto/ingester.proto"],
+            &[
+                "proto/remote_write.proto",
+                "proto/ingester.proto",
+                "proto/query.proto",
+            ],
             &["proto"],
         )?;
     Ok(())

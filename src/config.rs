@@ -10,9 +10,11 @@ use anyhow::{bail, Context};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use strata_ingester::{DistributorConfig, IngesterConfig};
+use strata_querier::QuerierConfig;
 use strata_shared::limits::LimitsConfig;
 use strata_shared::storage::StorageConfig;
 use strata_shared::telemetry::LogConfig;
+use strata_store_gateway::StoreGatewayConfig;
 
 /// Strata: a long-term Prometheus metrics store on Parquet blocks in object storage.
 ///
@@ -44,7 +46,9 @@ pub(crate) struct Config {
     #[command(flatten)]
     pub(crate) ingester: IngesterConfig,
     #[command(flatten)]
-    pub(crate) blocks_storage: StorageConfig,
+    pub(crate) querier: QuerierConfig,
+    #[command(flatten)]
+    pub(crate) blocks_storage: BlocksStorageConfig,
     #[command(flatten)]
     pub(crate) limits: LimitsConfig,
     #[command(subcommand)]
@@ -70,6 +74,25 @@ pub(crate) enum BlockCommand {
     /// with S3 settings from AWS_* environment variables), or tenant/block-id inside the bucket
     /// that the -blocks-storage.* flags describe.
     Inspect { location: String },
+}
+
+/// `blocks_storage:` — the object storage every role shares, the ingesters' TSDB settings
+/// and the store-gateways' `bucket_store` settings, one YAML section as in Mimir.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub(crate) struct BlocksStorageConfig {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub(crate) storage: StorageConfig,
+    #[command(flatten)]
+    pub(crate) bucket_store: StoreGatewayConfig,
+}
+
+impl std::ops::Deref for BlocksStorageConfig {
+    type Target = StorageConfig;
+
+    fn deref(&self) -> &StorageConfig {
+        &self.storage
+    }
 }
 
 /// `server:` — listen addresses.

@@ -12,8 +12,14 @@ use axum::Router;
 use prometheus::{Encoder, Registry, TextEncoder};
 use strata_ingester::distributor::{Distributor, IngesterHandle};
 use strata_ingester::ingester::Ingester;
+use strata_querier::api::ApiState;
+use strata_querier::engine::{Engine, EngineOptions};
+use strata_querier::fanout::Fanout;
 use strata_shared::metrics::DiscardedSamples;
+use strata_shared::query::SeriesSource;
+use strata_shared::query_grpc::RemoteSource;
 use strata_shared::ring::{Member, Ring};
+use strata_store_gateway::StoreGateway;
 
 use crate::config::Config;
 
@@ -115,42 +121,77 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
-    for role in ["compactor", "store-gateway", "querier"] {
+    let store_gateway = if roles.contains(&"store-gateway") {
+        let gateway = Arc::new(
+            StoreGateway::new(config.blocks_storage.bucket_store.clone(), store.clone())
+                .context("starting the store-gateway")?,
+        );
+        gateway.register_metrics(&registry)?;
+        gateway.start_background();
+        Some(gateway)
+    } else {
+        None
+    };
+
+    let query_api = if roles.contains(&"querier") {
+        Some(querier_api(
+            &config,
+            ingester.as_ref(),
+            store_gateway.as_ref(),
+            &instance_id,
+        )?)
+    } else {
+        None
+    };
+
+    for role in ["compactor"] {
         if roles.contains(&role) && !all {
             tracing::warn!(role, "this role is not implemented yet in this version; it serves only /ready, /metrics and /config");
         }
     }
 
-    // gRPC: ingesters serve Push to remote distributors.
-    let grpc = match &ingester {
-        Some(ingester) if !all || !config.ingester.ring.static_members.is_empty() => {
-            let addr: SocketAddr = format!(
-                "{}:{}",
-                config.server.grpc_listen_address, config.server.grpc_listen_port
-            )
-            .parse()
-            .context("invalid -server.grpc-listen-address / -server.grpc-listen-port")?;
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-                format!("cannot listen for gRPC on {addr} (-server.grpc-listen-port)")
-            })?;
-            tracing::info!(%addr, "gRPC server listening");
-            let service = strata_ingester::ingester::grpc::server(
-                ingester.clone(),
-                config.distributor.max_recv_msg_size,
-            );
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            Some(tokio::spawn(async move {
-                if let Err(e) = tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming(incoming)
-                    .await
-                {
-                    tracing::error!(error = %e, "gRPC server failed");
-                }
-            }))
-        }
-        _ => None,
+    // gRPC: ingesters serve Push (to remote distributors) and Query (to remote queriers);
+    // a store-gateway serves Query. With -target=all and no static members nobody is remote.
+    let serves_remote = !all || !config.ingester.ring.static_members.is_empty();
+    let grpc = if serves_remote && (ingester.is_some() || store_gateway.is_some()) {
+        let addr: SocketAddr = format!(
+            "{}:{}",
+            config.server.grpc_listen_address, config.server.grpc_listen_port
+        )
+        .parse()
+        .context("invalid -server.grpc-listen-address / -server.grpc-listen-port")?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for gRPC on {addr} (-server.grpc-listen-port)")
+        })?;
+        tracing::info!(%addr, "gRPC server listening");
+        let max_message = config
+            .distributor
+            .max_recv_msg_size
+            .max(config.querier.max_recv_msg_size);
+        let mut router = tonic::transport::Server::builder().add_optional_service(
+            ingester
+                .as_ref()
+                .map(|i| strata_ingester::ingester::grpc::server(i.clone(), max_message)),
+        );
+        // One Query service per process: the ingester's when it runs one (a store-gateway in
+        // the same process is then reached in-process by its querier only).
+        let query_source: Option<Arc<dyn SeriesSource>> = match (&ingester, &store_gateway) {
+            (Some(i), _) => Some(i.clone()),
+            (None, Some(g)) => Some(g.clone()),
+            (None, None) => None,
+        };
+        router = router.add_optional_service(
+            query_source.map(|source| strata_shared::query_grpc::server(source, max_message)),
+        );
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        Some(tokio::spawn(async move {
+            if let Err(e) = router.serve_with_incoming(incoming).await {
+                tracing::error!(error = %e, "gRPC server failed");
+            }
+        }))
+    } else {
+        None
     };
 
     let state = AppState {
@@ -177,6 +218,9 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     }
     if let Some(i) = &ingester {
         app = app.merge(strata_ingester::ingester::http::routes(i.clone()));
+    }
+    if let Some(api) = query_api {
+        app = app.merge(strata_querier::api::routes(api));
     }
     let app = app.layer(axum::extract::DefaultBodyLimit::disable());
 
@@ -205,6 +249,76 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             .await;
     }
     Ok(())
+}
+
+/// The querier: PromQL over every ingester of the ring (in-process or over gRPC) and the
+/// store-gateways.
+fn querier_api(
+    config: &Config,
+    local_ingester: Option<&Arc<Ingester>>,
+    local_store_gateway: Option<&Arc<StoreGateway>>,
+    instance_id: &str,
+) -> anyhow::Result<ApiState> {
+    let querier = &config.querier;
+    let members = Ring::parse_members(&config.ingester.ring.static_members)?;
+    let mut ingesters: Vec<Arc<dyn SeriesSource>> = Vec::new();
+    let max_unavailable = if members.is_empty() {
+        let local = local_ingester.context("-ingester.ring.static-members is empty and this process runs no ingester: list the ingesters as id=host:grpc-port,... so the querier can reach them")?;
+        ingesters.push(local.clone());
+        0
+    } else {
+        for member in &members {
+            match local_ingester {
+                Some(local) if member.id == instance_id => ingesters.push(local.clone()),
+                _ => ingesters.push(Arc::new(
+                    RemoteSource::new(&member.addr, querier.max_recv_msg_size).with_context(
+                        || format!("ingester {} in -ingester.ring.static-members", member.id),
+                    )?,
+                )),
+            }
+        }
+        let ring = Ring::new(members, config.ingester.ring.replication_factor)?;
+        ring.replication_factor() - ring.quorum()
+    };
+    let mut store_gateways: Vec<Arc<dyn SeriesSource>> = Vec::new();
+    if let Some(local) = local_store_gateway {
+        store_gateways.push(local.clone());
+    }
+    for address in querier
+        .store_gateway_addresses
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
+        store_gateways.push(Arc::new(
+            RemoteSource::new(address, querier.max_recv_msg_size).with_context(|| {
+                format!("store-gateway {address} in -querier.store-gateway-addresses")
+            })?,
+        ));
+    }
+    let fanout = Fanout::new(
+        ingesters,
+        max_unavailable,
+        store_gateways,
+        querier.query_ingesters_within.as_millis_i64(),
+        querier.query_store_after.as_millis_i64(),
+        querier
+            .max_samples
+            .saturating_mul(config.ingester.ring.replication_factor.max(1) + 1),
+        Arc::new(strata_ingester::ingester::now_ms),
+    );
+    let engine = Engine::new(EngineOptions {
+        lookback_delta_ms: querier.lookback_delta.as_millis_i64(),
+        max_samples: querier.max_samples,
+        timeout: querier.timeout.0,
+    });
+    tracing::info!(?fanout, "querier ready");
+    Ok(ApiState::new(
+        Arc::new(engine),
+        Arc::new(fanout),
+        config.auth.multitenancy_enabled,
+        querier.timeout.0,
+    ))
 }
 
 async fn shutdown_signal() {

@@ -1,3 +1,9 @@
-//! The querier: PromQL and the Prometheus HTTP API over ingesters and store-gateways.
+//! The querier: the Prometheus HTTP API ([`api`]) and PromQL ([`engine`]) over every data
+//! source at once ([`fanout`]): ingesters for recent data, store-gateways for blocks.
 
+pub mod api;
+pub mod config;
 pub mod engine;
+pub mod fanout;
+
+pub use config::QuerierConfig;

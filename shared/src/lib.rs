@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proto;
 pub mod query;
+pub mod query_grpc;
 pub mod ring;
 pub mod storage;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-//! Generated protocol types: Prometheus remote-write 1.0 and the ingester gRPC service.
+//! Generated protocol types: Prometheus remote-write 1.0, the ingester and query gRPC services.
 
 #![allow(missing_debug_implementations, unreachable_pub, clippy::all)]
 
@@ -13,6 +13,10 @@ pub mod strata {
     pub mod ingester {
         tonic::include_proto!("strata.ingester");
     }
+    /// `strata.query.*`: querier → ingester and store-gateway reads.
+    pub mod query {
+        tonic::include_proto!("strata.query");
+    }
 }
 
-pub use self::strata::ingester;
+pub use self::strata::{ingester, query};

@@ -79,6 +79,13 @@ pub struct TsdbConfig {
         default_value = "1h"
     )]
     pub head_compaction_idle_timeout: ConfigDuration,
+    /// How long an ingester keeps a block on local disk after shipping it, answering queries from it meanwhile: must exceed the store-gateways' -blocks-storage.bucket-store.sync-interval and cover -querier.query-ingesters-within, so that data is never in neither. 0 deletes a block as soon as it is shipped.
+    #[arg(
+        long = "blocks-storage.tsdb.retention-period",
+        id = "blocks_storage.tsdb.retention_period",
+        default_value = "13h"
+    )]
+    pub retention_period: ConfigDuration,
     /// Longest wait between two attempts to upload a block while object storage fails.
     #[arg(
         long = "blocks-storage.tsdb.ship-interval",

@@ -11,4 +11,5 @@ mod fixtures;
 mod open_format;
 mod prometheus_remote_write;
 mod promql_diff;
+mod read_api;
 mod s3;

@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
+use strata_shared::block::SeriesSamples;
 use strata_shared::labels::{stable_hash_byte_pairs, Labels};
+use strata_shared::query::{matches_all, LabelMatcher};
 
 use super::chunk::XorChunk;
 use strata_shared::proto::ingester as ingester_pb;
@@ -326,6 +328,57 @@ impl TenantHead {
             })
             .filter(|s| !s.samples.is_empty())
             .collect()
+    }
+
+    /// The samples in `[start, end]` of every series passing `matchers`.
+    pub fn select(&self, matchers: &[LabelMatcher], start: i64, end: i64) -> Vec<SeriesSamples> {
+        self.matching(matchers, start, end)
+            .filter_map(|s| {
+                let (mut timestamps, mut values) = (Vec::new(), Vec::new());
+                for (t, v) in s.chunk.iter() {
+                    if t > end {
+                        break;
+                    }
+                    if t >= start {
+                        timestamps.push(t);
+                        values.push(v);
+                    }
+                }
+                (!timestamps.is_empty()).then(|| SeriesSamples {
+                    labels: s.labels.clone(),
+                    timestamps,
+                    values,
+                })
+            })
+            .collect()
+    }
+
+    /// The label sets of series passing `matchers` with samples overlapping `[start, end]`.
+    pub fn matching_labels<'a>(
+        &'a self,
+        matchers: &'a [LabelMatcher],
+        start: i64,
+        end: i64,
+    ) -> Vec<&'a Labels> {
+        self.matching(matchers, start, end)
+            .map(|s| &s.labels)
+            .collect()
+    }
+
+    /// Series with samples passing `matchers` whose sample span overlaps `[start, end]`.
+    /// A scan of every series: the head has no postings index yet.
+    fn matching<'a>(
+        &'a self,
+        matchers: &'a [LabelMatcher],
+        start: i64,
+        end: i64,
+    ) -> impl Iterator<Item = &'a HeadSeries> + 'a {
+        self.series.iter().flatten().filter(move |s| {
+            !s.chunk.is_empty()
+                && s.first_timestamp <= end
+                && s.last_timestamp >= start
+                && matches_all(matchers, &s.labels)
+        })
     }
 
     /// Approximate heap bytes of the head, for the bytes-per-series figure.

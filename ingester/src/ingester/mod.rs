@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod head;
 pub mod http;
 pub mod metrics;
+pub mod query;
 pub mod shipper;
 pub mod wal;
 
@@ -59,6 +60,9 @@ pub enum IngesterError {
 struct Tenant {
     head: TenantHead,
     last_append: Instant,
+    /// Samples taken out of the head by a cut in progress, until their block is on local
+    /// disk: queries read the head and these under one lock, so no sample is ever in neither.
+    cutting: Vec<Arc<Vec<CutSeries>>>,
 }
 
 /// One ingester.
@@ -111,6 +115,8 @@ impl Ingester {
         let metrics = IngesterMetrics::new(registry)?;
         let shipper = Shipper::new(
             dir.join("shipping"),
+            dir.join("shipped"),
+            config.retention_period.0,
             store,
             metrics.clone(),
             config.ship_interval.0,
@@ -164,6 +170,7 @@ impl Ingester {
                 Arc::new(Mutex::new(Tenant {
                     head: TenantHead::new(),
                     last_append: Instant::now(),
+                    cutting: Vec::new(),
                 }))
             })
             .clone()
@@ -311,23 +318,27 @@ impl Ingester {
                     }
                     range_end
                 };
-                let mut cut = Vec::new();
                 let mut next = Some(0);
                 while let Some(from) = next {
-                    let (part, after) =
-                        tenant
-                            .lock()
-                            .await
-                            .head
-                            .cut_slots(range_end, from, CUT_BATCH_SERIES);
-                    cut.extend(part);
+                    let mut tenant = tenant.lock().await;
+                    let (part, after) = tenant.head.cut_slots(range_end, from, CUT_BATCH_SERIES);
+                    if !part.is_empty() {
+                        tenant.cutting.push(Arc::new(part));
+                    }
                     next = after;
+                    drop(tenant);
                     tokio::task::yield_now().await;
                 }
-                tenant.lock().await.head.finish_cut();
+                let cut = {
+                    let mut tenant = tenant.lock().await;
+                    tenant.head.finish_cut();
+                    tenant.cutting.clone()
+                };
                 if !cut.is_empty() {
-                    blocks += self.write_blocks(&tenant_id, cut, range)?;
+                    // On failure the samples stay in `cutting` (readable) and in the WAL.
+                    blocks += self.write_blocks(&tenant_id, &cut, range)?;
                 }
+                tenant.lock().await.cutting.clear();
             }
         }
         if blocks > 0 {
@@ -341,11 +352,11 @@ impl Ingester {
     fn write_blocks(
         &self,
         tenant: &str,
-        cut: Vec<CutSeries>,
+        cut: &[Arc<Vec<CutSeries>>],
         range: i64,
     ) -> Result<usize, IngesterError> {
         let mut by_range: std::collections::BTreeMap<i64, Vec<SeriesSamples>> = Default::default();
-        for series in cut {
+        for series in cut.iter().flat_map(|part| part.iter()) {
             let mut start = 0;
             while start < series.timestamps.len() {
                 let block_start = series.timestamps[start].div_euclid(range) * range;

@@ -4,7 +4,9 @@
 //! `meta.json` written last, so a directory without `meta.json` is an interrupted write
 //! (its samples are still in the WAL) and is removed at start. Uploads go file by file with
 //! `meta.json` last; failures are retried with exponential back-off up to
-//! `-blocks-storage.tsdb.ship-interval`, and the local copy is deleted only after the upload.
+//! `-blocks-storage.tsdb.ship-interval`. After the upload the local copy moves to
+//! `<tsdb.dir>/shipped/<tenant>/<block-id>/`, where it keeps answering queries for
+//! `-blocks-storage.tsdb.retention-period` (until the store-gateways have surely seen it).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,12 +20,19 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::metrics::IngesterMetrics;
+use super::now_ms;
+
+/// Written into a block's directory when it moves to `shipped/`: milliseconds since the epoch.
+pub const SHIPPED_AT_FILE: &str = "shipped-at";
 use super::IngesterError;
 
 /// The upload queue of one ingester.
 #[derive(Debug)]
 pub struct Shipper {
     dir: PathBuf,
+    /// Where shipped blocks wait out the retention period.
+    shipped_dir: PathBuf,
+    retention: Duration,
     store: Arc<dyn ObjectStore>,
     metrics: IngesterMetrics,
     max_backoff: Duration,
@@ -50,12 +59,16 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Shipper {
     pub fn new(
         dir: PathBuf,
+        shipped_dir: PathBuf,
+        retention: Duration,
         store: Arc<dyn ObjectStore>,
         metrics: IngesterMetrics,
         max_backoff: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             dir,
+            shipped_dir,
+            retention,
             store,
             metrics,
             max_backoff: max_backoff.max(Duration::from_secs(1)),
@@ -166,6 +179,45 @@ impl Shipper {
         Ok(())
     }
 
+    /// Moves a shipped block out of the upload queue: into `shipped/` for the retention
+    /// period, or away at once when the retention is 0. The move is a rename, so a query
+    /// listing `shipping/` then `shipped/` always finds the block in one of them.
+    fn retire(&self, tenant: &str, block_id: &str, dir: &Path) -> std::io::Result<()> {
+        if self.retention.is_zero() {
+            return std::fs::remove_dir_all(dir);
+        }
+        let target_parent = self.shipped_dir.join(tenant);
+        std::fs::create_dir_all(&target_parent)?;
+        let target = target_parent.join(block_id);
+        std::fs::rename(dir, &target)?;
+        // The shipping time, for the retention: a directory's mtime does not survive a rename.
+        std::fs::write(target.join(SHIPPED_AT_FILE), now_ms().to_string())
+    }
+
+    /// Deletes shipped blocks older than the retention period.
+    fn remove_expired(&self) {
+        let Ok(tenants) = std::fs::read_dir(&self.shipped_dir) else {
+            return;
+        };
+        let cutoff = now_ms() - self.retention.as_millis() as i64;
+        for block in tenants
+            .flatten()
+            .filter_map(|t| std::fs::read_dir(t.path()).ok())
+            .flat_map(|blocks| blocks.flatten())
+        {
+            let path = block.path();
+            let shipped_at = std::fs::read_to_string(path.join(SHIPPED_AT_FILE))
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .unwrap_or(i64::MIN);
+            if shipped_at < cutoff {
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!(error = %e, dir = %path.display(), "cannot remove a shipped block past its retention");
+                }
+            }
+        }
+    }
+
     /// Starts the upload loop.
     pub fn start(self: &Arc<Self>) {
         let initial = self.scan().len();
@@ -194,8 +246,8 @@ impl Shipper {
                     let _entered = span.enter();
                     match uploaded {
                         Ok(()) => {
-                            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                                tracing::error!(error = %e, dir = %dir.display(), "block shipped but its local copy could not be removed");
+                            if let Err(e) = shipper.retire(&tenant, &block_id, &dir) {
+                                tracing::error!(error = %e, dir = %dir.display(), "block shipped but its local copy could not be moved or removed");
                             }
                             shipper.pending.fetch_sub(1, Ordering::SeqCst);
                             shipper.metrics.blocks_shipped.inc();
@@ -213,6 +265,7 @@ impl Shipper {
                         }
                     }
                 }
+                shipper.remove_expired();
                 shipper
                     .metrics
                     .blocks_pending_ship

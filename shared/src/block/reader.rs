@@ -51,6 +51,17 @@ pub fn decode_block(files: &HashMap<String, Bytes>) -> Result<Vec<SeriesSamples>
     Ok(series)
 }
 
+/// The label sets of a block's series with their first and last sample timestamps (ms,
+/// inclusive), read from `series.parquet` alone: what label and series queries need.
+pub fn decode_series_table(series_file: &Bytes) -> Result<Vec<(Labels, i64, i64)>, BlockError> {
+    let (series, info) = read_series(series_file)?;
+    Ok(series
+        .into_iter()
+        .zip(info)
+        .map(|(s, i)| (s.labels, i.min_time, i.max_time))
+        .collect())
+}
+
 /// What `series.parquet` says about a series besides its labels.
 #[derive(Debug)]
 struct SeriesInfo {

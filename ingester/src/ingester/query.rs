@@ -1,0 +1,268 @@
+//! The ingester answers queries for what it holds: the head, samples being cut, blocks waiting
+//! to ship (`shipping/`) and shipped blocks kept for `-blocks-storage.tsdb.retention-period`
+//! (`shipped/`).
+//!
+//! Samples move head → cut in progress → `shipping/` → `shipped/` → deleted, and a query reads
+//! them in that same order (head and cut under one lock, the others by atomic renames), so a
+//! sample moving during a query is seen at least once; the querier's merge drops the repeats.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use strata_shared::block::{
+    decode_block, decode_series_table, BlockMeta, SeriesSamples, DATA_FILES, META_FILE, SERIES_FILE,
+};
+use strata_shared::labels::Labels;
+use strata_shared::query::{matches_all, QueryError, SelectRequest, SeriesSource, SeriesStream};
+use tracing::Instrument;
+
+use super::Ingester;
+
+/// A local block whose range overlaps a request.
+#[derive(Debug)]
+struct LocalBlock {
+    dir: PathBuf,
+}
+
+impl Ingester {
+    /// Head samples and samples of a cut in progress, read under the tenant's lock.
+    async fn select_in_memory(&self, request: &SelectRequest) -> Vec<SeriesSamples> {
+        let Some(tenant) = self.tenants.read().await.get(&request.tenant).cloned() else {
+            return Vec::new();
+        };
+        let tenant = tenant.lock().await;
+        let (start, end) = (request.start_ms, request.end_ms);
+        let mut out = tenant.head.select(&request.matchers, start, end);
+        for series in tenant.cutting.iter().flat_map(|part| part.iter()) {
+            if !matches_all(&request.matchers, &series.labels) {
+                continue;
+            }
+            let from = series.timestamps.partition_point(|t| *t < start);
+            let to = series.timestamps.partition_point(|t| *t <= end);
+            if from < to {
+                out.push(SeriesSamples {
+                    labels: series.labels.clone(),
+                    timestamps: series.timestamps[from..to].to_vec(),
+                    values: series.values[from..to].to_vec(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Local blocks of the tenant overlapping the request's range, `shipping/` first.
+    fn local_blocks(&self, request: &SelectRequest) -> Vec<LocalBlock> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for base in ["shipping", "shipped"] {
+            let tenant_dir = self.local_dir().join(base).join(&request.tenant);
+            let Ok(entries) = std::fs::read_dir(&tenant_dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let dir = entry.path();
+                let Some(meta) = read_meta(&dir) else {
+                    continue;
+                };
+                // minTime inclusive, maxTime exclusive.
+                if meta.min_time > request.end_ms || meta.max_time <= request.start_ms {
+                    continue;
+                }
+                if seen.insert(meta.ulid.clone()) {
+                    out.push(LocalBlock { dir });
+                }
+            }
+        }
+        out
+    }
+}
+
+fn read_meta(dir: &Path) -> Option<BlockMeta> {
+    let bytes = std::fs::read(dir.join(META_FILE)).ok()?;
+    match BlockMeta::from_json_bytes(&bytes) {
+        Ok(meta) => Some(meta),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "unreadable meta.json in a local block; skipping it");
+            None
+        }
+    }
+}
+
+/// Reads the named files of a local block; `None` when the block was moved or deleted
+/// meanwhile (a later directory of the scan has it, or object storage does).
+fn read_files(dir: &Path, names: &[&str]) -> Result<Option<HashMap<String, Bytes>>, QueryError> {
+    let mut files = HashMap::new();
+    for name in names {
+        match std::fs::read(dir.join(name)) {
+            Ok(bytes) => {
+                files.insert(name.to_string(), Bytes::from(bytes));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(QueryError::Internal(format!(
+                    "reading local block {}/{name}: {e}",
+                    dir.display()
+                )))
+            }
+        }
+    }
+    Ok(Some(files))
+}
+
+fn block_error(dir: &Path, e: impl std::fmt::Display) -> QueryError {
+    QueryError::Internal(format!("decoding local block {}: {e}", dir.display()))
+}
+
+/// The samples of matching series in a local block. Decodes the whole block: local blocks are
+/// recent, few and small; the store-gateway is the path with pushed-down scans.
+fn select_block(
+    block: &LocalBlock,
+    request: &SelectRequest,
+) -> Result<Vec<SeriesSamples>, QueryError> {
+    let Some(files) = read_files(&block.dir, &DATA_FILES)? else {
+        return Ok(Vec::new());
+    };
+    let series = decode_block(&files).map_err(|e| block_error(&block.dir, e))?;
+    Ok(series
+        .into_iter()
+        .filter(|s| matches_all(&request.matchers, &s.labels))
+        .filter_map(|s| {
+            let from = s.timestamps.partition_point(|t| *t < request.start_ms);
+            let to = s.timestamps.partition_point(|t| *t <= request.end_ms);
+            (from < to).then(|| SeriesSamples {
+                labels: s.labels,
+                timestamps: s.timestamps[from..to].to_vec(),
+                values: s.values[from..to].to_vec(),
+            })
+        })
+        .collect())
+}
+
+/// Label sets of matching series in a local block with samples in the range, from its series
+/// table alone.
+fn block_labels(block: &LocalBlock, request: &SelectRequest) -> Result<Vec<Labels>, QueryError> {
+    let Some(files) = read_files(&block.dir, &[SERIES_FILE])? else {
+        return Ok(Vec::new());
+    };
+    let Some(series_file) = files.get(SERIES_FILE) else {
+        return Ok(Vec::new());
+    };
+    let table = decode_series_table(series_file).map_err(|e| block_error(&block.dir, e))?;
+    Ok(table
+        .into_iter()
+        .filter(|(labels, min, max)| {
+            *min <= request.end_ms
+                && *max >= request.start_ms
+                && matches_all(&request.matchers, labels)
+        })
+        .map(|(labels, _, _)| labels)
+        .collect())
+}
+
+impl Ingester {
+    /// Label sets of every matching series the ingester holds in the range (may repeat).
+    async fn matching_label_sets(
+        &self,
+        request: &SelectRequest,
+    ) -> Result<Vec<Labels>, QueryError> {
+        let mut out: Vec<Labels> = Vec::new();
+        if let Some(tenant) = self.tenants.read().await.get(&request.tenant).cloned() {
+            let tenant = tenant.lock().await;
+            out.extend(
+                tenant
+                    .head
+                    .matching_labels(&request.matchers, request.start_ms, request.end_ms)
+                    .into_iter()
+                    .cloned(),
+            );
+            for series in tenant.cutting.iter().flat_map(|part| part.iter()) {
+                let overlaps = series
+                    .timestamps
+                    .first()
+                    .is_some_and(|t| *t <= request.end_ms)
+                    && series
+                        .timestamps
+                        .last()
+                        .is_some_and(|t| *t >= request.start_ms);
+                if overlaps && matches_all(&request.matchers, &series.labels) {
+                    out.push(series.labels.clone());
+                }
+            }
+        }
+        let blocks = self.local_blocks(request);
+        let request = request.clone();
+        let from_blocks = tokio::task::spawn_blocking(move || {
+            let mut labels = Vec::new();
+            for block in &blocks {
+                labels.extend(block_labels(block, &request)?);
+            }
+            Ok::<_, QueryError>(labels)
+        })
+        .await
+        .map_err(|e| QueryError::Internal(format!("local block reader task failed: {e}")))??;
+        out.extend(from_blocks);
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl SeriesSource for Ingester {
+    async fn select(&self, request: &SelectRequest) -> Result<SeriesStream, QueryError> {
+        let span = tracing::debug_span!("ingester_select", tenant = %request.tenant);
+        async {
+            let mut out = self.select_in_memory(request).await;
+            let blocks = self.local_blocks(request);
+            if !blocks.is_empty() {
+                let request = request.clone();
+                let from_blocks = tokio::task::spawn_blocking(move || {
+                    let mut series = Vec::new();
+                    for block in &blocks {
+                        series.extend(select_block(block, &request)?);
+                    }
+                    Ok::<_, QueryError>(series)
+                })
+                .await
+                .map_err(|e| {
+                    QueryError::Internal(format!("local block reader task failed: {e}"))
+                })??;
+                out.extend(from_blocks);
+            }
+            tracing::debug!(series = out.len(), "selected");
+            let stream: SeriesStream = Box::pin(futures::stream::iter(out.into_iter().map(Ok)));
+            Ok(stream)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn series(&self, request: &SelectRequest) -> Result<Vec<Labels>, QueryError> {
+        let mut labels = self.matching_label_sets(request).await?;
+        labels.sort();
+        labels.dedup();
+        Ok(labels)
+    }
+
+    async fn label_names(&self, request: &SelectRequest) -> Result<Vec<String>, QueryError> {
+        let labels = self.matching_label_sets(request).await?;
+        let names: BTreeSet<&str> = labels
+            .iter()
+            .flat_map(|l| l.iter().map(|l| l.name.as_str()))
+            .collect();
+        Ok(names.into_iter().map(str::to_string).collect())
+    }
+
+    async fn label_values(
+        &self,
+        name: &str,
+        request: &SelectRequest,
+    ) -> Result<Vec<String>, QueryError> {
+        let labels = self.matching_label_sets(request).await?;
+        let values: BTreeSet<&str> = labels
+            .iter()
+            .filter_map(|l| l.get(name))
+            .filter(|v| !v.is_empty())
+            .collect();
+        Ok(values.into_iter().map(str::to_string).collect())
+    }
+}

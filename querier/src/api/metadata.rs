@@ -1,0 +1,303 @@
+//! `series`, `labels`, `label/<name>/values`, and the endpoints Grafana calls that Strata
+//! answers with fixed content for now (`metadata`, `query_exemplars`, `status/buildinfo`,
+//! `rules`, `alerts`).
+//!
+//! Metadata calls never read samples: the sources answer from the ingesters' heads and the
+//! blocks' series tables.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use strata_shared::labels::METRIC_NAME;
+use strata_shared::query::{LabelMatcher, MatchOp, SelectRequest};
+
+use super::params::{time_or, MAX_TIME_MS, MIN_TIME_MS};
+use super::response::{push_json_string, push_labels, push_strings, success, ApiError};
+use super::{ApiRequest, ApiState};
+use tracing::Instrument;
+
+/// The matchers of one `match[]` selector, as Prometheus' `ParseMetricSelector` reads it.
+pub(crate) fn parse_selector(text: &str) -> Result<Vec<LabelMatcher>, ApiError> {
+    let invalid = |e: String| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}"));
+    let expr = promql_parser::parser::parse(text).map_err(invalid)?;
+    let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
+        return Err(invalid(format!(
+            "1:1: parse error: expected a series selector, got {text:?}"
+        )));
+    };
+    if !selector.matchers.or_matchers.is_empty() {
+        return Err(invalid(
+            "1:1: parse error: \"or\" in a series selector is not supported".to_string(),
+        ));
+    }
+    let mut matchers = Vec::with_capacity(selector.matchers.matchers.len() + 1);
+    if let Some(name) = &selector.name {
+        matchers.push(LabelMatcher::equal(METRIC_NAME, name.clone()));
+    }
+    for m in &selector.matchers.matchers {
+        let op = match m.op {
+            promql_parser::label::MatchOp::Equal => MatchOp::Equal,
+            promql_parser::label::MatchOp::NotEqual => MatchOp::NotEqual,
+            promql_parser::label::MatchOp::Re(_) => MatchOp::Regex,
+            promql_parser::label::MatchOp::NotRe(_) => MatchOp::NotRegex,
+        };
+        matchers.push(
+            LabelMatcher::new(op, m.name.clone(), m.value.clone())
+                .map_err(|e| invalid(e.to_string()))?,
+        );
+    }
+    Ok(matchers)
+}
+
+/// The `match[]` selectors, `start`, `end` and `limit` of a metadata request.
+struct MetadataRequest {
+    selectors: Vec<Vec<LabelMatcher>>,
+    base: SelectRequest,
+}
+
+fn metadata_request(request: &ApiRequest) -> Result<MetadataRequest, ApiError> {
+    let params = &request.params;
+    let start = time_or(params, "start", MIN_TIME_MS)?;
+    let end = time_or(params, "end", MAX_TIME_MS)?;
+    let limit = match params.get("limit") {
+        Some(v) if !v.is_empty() => v.parse::<usize>().map_err(|_| {
+            ApiError::bad_data(format!(
+                "invalid parameter \"limit\": cannot parse \"{v}\" to a non-negative integer"
+            ))
+        })?,
+        _ => 0,
+    };
+    let selectors = params
+        .all("match[]")
+        .into_iter()
+        .map(parse_selector)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MetadataRequest {
+        selectors,
+        base: SelectRequest {
+            tenant: request.tenant.clone(),
+            matchers: Vec::new(),
+            start_ms: start,
+            end_ms: end,
+            limit,
+        },
+    })
+}
+
+/// Truncates to `limit` (0: none), with the warning newer Prometheus versions give.
+fn truncate<T>(mut values: Vec<T>, limit: usize, warnings: &mut Vec<String>) -> Vec<T> {
+    if limit > 0 && values.len() > limit {
+        values.truncate(limit);
+        warnings.push("results truncated due to limit".to_string());
+    }
+    values
+}
+
+/// `GET|POST /api/v1/series`.
+pub(crate) async fn series(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let request = state.request(&headers, &uri, &body)?;
+        let meta = metadata_request(&request)?;
+        if meta.selectors.is_empty() {
+            return Err(ApiError::bad_data(
+                "no match[] parameter provided".to_string(),
+            ));
+        }
+        let mut all = std::collections::BTreeSet::new();
+        for matchers in meta.selectors {
+            let select = SelectRequest {
+                matchers,
+                ..meta.base.clone()
+            };
+            all.extend(
+                state
+                    .source
+                    .series(&select)
+                    .await
+                    .map_err(ApiError::from_query)?,
+            );
+        }
+        let mut warnings = Vec::new();
+        let series = truncate(all.into_iter().collect(), meta.base.limit, &mut warnings);
+        let mut data = String::from("[");
+        for (i, labels) in series.iter().enumerate() {
+            if i > 0 {
+                data.push(',');
+            }
+            push_labels(&mut data, labels);
+        }
+        data.push(']');
+        Ok::<_, ApiError>(success(&data, &warnings))
+    }
+    .instrument(tracing::info_span!("series"))
+    .await;
+    result.unwrap_or_else(|e| e.into_response())
+}
+
+/// `GET|POST /api/v1/labels`.
+pub(crate) async fn labels(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let request = state.request(&headers, &uri, &body)?;
+        let meta = metadata_request(&request)?;
+        let selectors = if meta.selectors.is_empty() {
+            vec![Vec::new()]
+        } else {
+            meta.selectors
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for matchers in selectors {
+            let select = SelectRequest {
+                matchers,
+                ..meta.base.clone()
+            };
+            names.extend(
+                state
+                    .source
+                    .label_names(&select)
+                    .await
+                    .map_err(ApiError::from_query)?,
+            );
+        }
+        let mut warnings = Vec::new();
+        let names: Vec<String> =
+            truncate(names.into_iter().collect(), meta.base.limit, &mut warnings);
+        let mut data = String::new();
+        push_strings(&mut data, names.iter().map(String::as_str));
+        Ok::<_, ApiError>(success(&data, &warnings))
+    }
+    .instrument(tracing::info_span!("labels"))
+    .await;
+    result.unwrap_or_else(|e| e.into_response())
+}
+
+/// Whether `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `GET /api/v1/label/<name>/values`.
+pub(crate) async fn label_values(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let result = async {
+        let request = state.request(&headers, &uri, &Bytes::new())?;
+        if !valid_label_name(&name) {
+            return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
+        }
+        let meta = metadata_request(&request)?;
+        let selectors = if meta.selectors.is_empty() {
+            vec![Vec::new()]
+        } else {
+            meta.selectors
+        };
+        let mut values = std::collections::BTreeSet::new();
+        for matchers in selectors {
+            let select = SelectRequest {
+                matchers,
+                ..meta.base.clone()
+            };
+            values.extend(
+                state
+                    .source
+                    .label_values(&name, &select)
+                    .await
+                    .map_err(ApiError::from_query)?,
+            );
+        }
+        let mut warnings = Vec::new();
+        let values: Vec<String> =
+            truncate(values.into_iter().collect(), meta.base.limit, &mut warnings);
+        let mut data = String::new();
+        push_strings(&mut data, values.iter().map(String::as_str));
+        Ok::<_, ApiError>(success(&data, &warnings))
+    }
+    .instrument(tracing::info_span!("label_values", name = %name))
+    .await;
+    result.unwrap_or_else(|e| e.into_response())
+}
+
+/// `GET /api/v1/metadata`: metric metadata is not stored yet (remote-write metadata is
+/// dropped by the distributor), so the answer is an empty map, as Prometheus gives for a
+/// metric it has no metadata for.
+pub(crate) async fn metric_metadata(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match state.tenant(&headers) {
+        Ok(_) => success("{}", &[]),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET|POST /api/v1/query_exemplars`: exemplars are not stored yet; an empty list.
+pub(crate) async fn exemplars(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match state.tenant(&headers) {
+        Ok(_) => success("[]", &[]),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/v1/rules`: no ruler yet, so no rule groups.
+pub(crate) async fn rules(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match state.tenant(&headers) {
+        Ok(_) => success("{\"groups\":[]}", &[]),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/v1/alerts`: no ruler yet, so no alerts.
+pub(crate) async fn alerts(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match state.tenant(&headers) {
+        Ok(_) => success("{\"alerts\":[]}", &[]),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The Prometheus version whose PromQL and API Strata implements.
+pub(crate) const PROMETHEUS_COMPATIBLE_VERSION: &str = "2.42.0";
+
+/// `GET /api/v1/status/buildinfo`. Grafana reads `version` to pick the PromQL dialect and
+/// the `features` map (Mimir's shape) to learn which APIs exist; Strata has no ruler or
+/// Alertmanager, so those say "false".
+pub(crate) async fn buildinfo() -> Response {
+    let mut data = String::from("{\"application\":\"Strata\",\"version\":");
+    push_json_string(&mut data, PROMETHEUS_COMPATIBLE_VERSION);
+    data.push_str(",\"revision\":");
+    push_json_string(&mut data, env!("CARGO_PKG_VERSION"));
+    data.push_str(
+        ",\"branch\":\"\",\"buildUser\":\"\",\"buildDate\":\"\",\"goVersion\":\"\",\"features\":{\"ruler_config_api\":\"false\",\"alertmanager_config_api\":\"false\",\"query_sharding\":\"false\",\"federated_rules\":\"false\"}}",
+    );
+    success(&data, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_become_matchers() {
+        let m = parse_selector("up{job=~\"a|b\",x!=\"\"}").unwrap();
+        let text: Vec<String> = m.iter().map(|m| m.to_string()).collect();
+        assert_eq!(text, vec!["__name__=\"up\"", "job=~\"a|b\"", "x!=\"\""]);
+        assert!(parse_selector("sum(up)").is_err());
+        assert!(parse_selector("{x=\"\"}").is_err());
+        assert!(valid_label_name("__name__"));
+        assert!(!valid_label_name("1a"));
+        assert!(!valid_label_name("a-b"));
+    }
+}

@@ -1,0 +1,205 @@
+//! `query`, `query_range` and `format_query`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use super::params::{parse_duration, parse_time, time_or, Params};
+use super::response::{
+    push_json_string, push_labels, push_point, push_timestamp, success, ApiError,
+};
+use super::ApiState;
+use crate::engine::{EngineError, QueryOutput, Value};
+
+/// Prometheus' cap on points per series in a range query.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn engine_error(error: EngineError) -> ApiError {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ApiError::new(error.error_type(), status, error.to_string())
+}
+
+/// The request's `timeout` parameter, capped by the querier's own timeout.
+fn timeout(state: &ApiState, params: &Params) -> Result<std::time::Duration, ApiError> {
+    match params.get("timeout") {
+        Some(v) if !v.is_empty() => {
+            let ms = parse_duration("timeout", v)?;
+            let requested = std::time::Duration::from_millis(ms.max(0) as u64);
+            Ok(requested.min(state.default_timeout))
+        }
+        _ => Ok(state.default_timeout),
+    }
+}
+
+async fn with_timeout(
+    limit: std::time::Duration,
+    run: impl std::future::Future<Output = Result<QueryOutput, EngineError>>,
+) -> Result<QueryOutput, ApiError> {
+    match tokio::time::timeout(limit, run).await {
+        Ok(result) => result.map_err(engine_error),
+        Err(_) => Err(ApiError::new(
+            "timeout",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "query timed out in expression evaluation".to_string(),
+        )),
+    }
+}
+
+/// `GET|POST /api/v1/query`.
+pub(crate) async fn instant(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let request = state.request(&headers, &uri, &body)?;
+        let query = request.params.get("query").unwrap_or("").to_string();
+        let time = time_or(&request.params, "time", now_ms())?;
+        let limit = timeout(&state, &request.params)?;
+        let span = tracing::info_span!("query", tenant = %request.tenant, query = %query, time);
+        let output = with_timeout(
+            limit,
+            state
+                .engine
+                .instant_query(state.source.as_ref(), &request.tenant, &query, time),
+        )
+        .instrument(span)
+        .await?;
+        Ok::<_, ApiError>(render(&output))
+    }
+    .await;
+    result.unwrap_or_else(|e| e.into_response())
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub(crate) async fn range(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let request = state.request(&headers, &uri, &body)?;
+        let params = &request.params;
+        let start = parse_time("start", params.get("start").unwrap_or(""))?;
+        let end = parse_time("end", params.get("end").unwrap_or(""))?;
+        if end < start {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"end\": end timestamp must not be before start time"
+                    .to_string(),
+            ));
+        }
+        let step = parse_duration("step", params.get("step").unwrap_or(""))?;
+        if step <= 0 {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".to_string(),
+            ));
+        }
+        if (end - start) / step > MAX_POINTS_PER_SERIES {
+            return Err(ApiError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".to_string(),
+            ));
+        }
+        let query = params.get("query").unwrap_or("").to_string();
+        let limit = timeout(&state, params)?;
+        let span = tracing::info_span!("query_range", tenant = %request.tenant, query = %query, start, end, step);
+        let output = with_timeout(
+            limit,
+            state.engine.range_query(
+                state.source.as_ref(),
+                &request.tenant,
+                &query,
+                start,
+                end,
+                step,
+            ),
+        )
+        .instrument(span)
+        .await?;
+        Ok::<_, ApiError>(render(&output))
+    }
+    .await;
+    result.unwrap_or_else(|e| e.into_response())
+}
+
+/// `GET|POST /api/v1/format_query`: the expression pretty-printed.
+pub(crate) async fn format_query(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let request = state.request(&headers, &uri, &body)?;
+        let query = request.params.get("query").unwrap_or("");
+        let expr = promql_parser::parser::parse(query)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
+        let mut data = String::new();
+        push_json_string(&mut data, &expr.prettify());
+        Ok::<_, ApiError>(success(&data, &[]))
+    })();
+    result.unwrap_or_else(|e| e.into_response())
+}
+
+/// A query result in Prometheus' `{"resultType":...,"result":...}` shape.
+pub(crate) fn render(output: &QueryOutput) -> Response {
+    let mut data = String::with_capacity(256);
+    match &output.value {
+        Value::Scalar { t, v } => {
+            data.push_str("{\"resultType\":\"scalar\",\"result\":");
+            push_point(&mut data, *t, *v);
+        }
+        Value::String { t, v } => {
+            data.push_str("{\"resultType\":\"string\",\"result\":[");
+            push_timestamp(&mut data, *t);
+            data.push(',');
+            push_json_string(&mut data, v);
+            data.push(']');
+        }
+        Value::Vector(samples) => {
+            data.push_str("{\"resultType\":\"vector\",\"result\":[");
+            for (i, sample) in samples.iter().enumerate() {
+                if i > 0 {
+                    data.push(',');
+                }
+                data.push_str("{\"metric\":");
+                push_labels(&mut data, &sample.labels);
+                data.push_str(",\"value\":");
+                push_point(&mut data, sample.t, sample.v);
+                data.push('}');
+            }
+            data.push(']');
+        }
+        Value::Matrix(series) => {
+            data.push_str("{\"resultType\":\"matrix\",\"result\":[");
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    data.push(',');
+                }
+                data.push_str("{\"metric\":");
+                push_labels(&mut data, &s.labels);
+                data.push_str(",\"values\":[");
+                for (j, (t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        data.push(',');
+                    }
+                    push_point(&mut data, *t, *v);
+                }
+                data.push_str("]}");
+            }
+            data.push(']');
+        }
+    }
+    data.push('}');
+    success(&data, &output.warnings)
+}
