@@ -186,6 +186,7 @@ pub(crate) fn parse_labels(text: &str) -> Result<Labels, String> {
                 .matchers
                 .matchers
                 .iter()
+                .filter(|m| !m.value.is_empty())
                 .map(|m| (m.name.clone(), m.value.clone()))
                 .collect();
             if let Some(name) = vs.name {
