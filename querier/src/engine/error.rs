@@ -58,6 +58,10 @@ impl EngineError {
         EngineError::Execution(TOO_MANY_SAMPLES.to_string())
     }
 
+    pub(crate) fn canceled() -> Self {
+        EngineError::Canceled("query was canceled in expression evaluation".to_string())
+    }
+
     pub(crate) fn timed_out() -> Self {
         EngineError::Timeout(TIMED_OUT.to_string())
     }

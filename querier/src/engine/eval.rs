@@ -2,6 +2,7 @@
 //! (Prometheus' `rangeEval` model); an instant query is a range with one step.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +31,8 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) current_samples: usize,
     pub(crate) max_samples: usize,
     pub(crate) deadline: Instant,
+    /// Set when the caller gave up on the query.
+    pub(crate) canceled: &'a AtomicBool,
 }
 
 /// One argument's values at one step: which series (index into `series`) and its value.
@@ -120,10 +123,14 @@ impl<'a> Evaluator<'a> {
             current_samples: self.current_samples,
             max_samples: self.max_samples,
             deadline: self.deadline,
+            canceled: self.canceled,
         }
     }
 
     pub(crate) fn check_deadline(&self) -> EvalResult<()> {
+        if self.canceled.load(Ordering::Relaxed) {
+            return Err(EngineError::canceled());
+        }
         if Instant::now() >= self.deadline {
             return Err(EngineError::timed_out());
         }
@@ -435,5 +442,33 @@ impl<'a> Evaluator<'a> {
             }
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_canceled_query_stops_with_a_canceled_error() {
+        let data: FetchedData = Vec::new();
+        let canceled = AtomicBool::new(true);
+        let mut ev = Evaluator {
+            start: 0,
+            end: 0,
+            interval: 1,
+            lookback: 300_000,
+            data: &data,
+            current_samples: 0,
+            max_samples: 100,
+            deadline: Instant::now() + Duration::from_secs(60),
+            canceled: &canceled,
+        };
+        let err = ev.eval(&Node::Number(1.0)).unwrap_err();
+        assert_eq!(err.error_type(), "canceled");
+        canceled.store(false, Ordering::Relaxed);
+        assert!(ev.eval(&Node::Number(1.0)).is_ok());
     }
 }

@@ -17,27 +17,34 @@ use super::value::{EvalSeries, Point};
 /// The fetched series of every selector, indexed by selector id.
 pub(crate) type FetchedData = Vec<Vec<EvalSeries>>;
 
-/// Reads every selector's series. Fails once more than `max_samples` samples have arrived in
-/// total: everything fetched is held in memory until evaluation ends.
+/// Reads every selector's series. Everything fetched is held in memory until evaluation
+/// ends, so this fails when the merged series of all selectors hold more than `max_samples`
+/// samples, or (while streaming, before merging) when sources send more than twice that,
+/// duplicates from replicas and overlapping blocks included.
 pub(crate) async fn fetch_all(
     source: &dyn SeriesSource,
     tenant: &str,
     selectors: &[SelectorUse],
     max_samples: usize,
 ) -> Result<FetchedData, EngineError> {
-    let loaded = AtomicUsize::new(0);
+    let received = AtomicUsize::new(0);
     let fetches = selectors
         .iter()
-        .map(|s| fetch_one(source, tenant, s, max_samples, &loaded));
-    futures::future::try_join_all(fetches).await
+        .map(|s| fetch_one(source, tenant, s, max_samples.saturating_mul(2), &received));
+    let data = futures::future::try_join_all(fetches).await?;
+    let held: usize = data.iter().flatten().map(|s| s.points.len()).sum();
+    if held > max_samples {
+        return Err(EngineError::too_many_samples());
+    }
+    Ok(data)
 }
 
 async fn fetch_one(
     source: &dyn SeriesSource,
     tenant: &str,
     selector: &SelectorUse,
-    max_samples: usize,
-    loaded: &AtomicUsize,
+    max_received: usize,
+    received: &AtomicUsize,
 ) -> Result<Vec<EvalSeries>, EngineError> {
     let request = SelectRequest {
         tenant: tenant.to_string(),
@@ -53,9 +60,9 @@ async fn fetch_one(
         if series.timestamps.is_empty() || !matches_all(&selector.matchers, &series.labels) {
             continue;
         }
-        let total =
-            loaded.fetch_add(series.timestamps.len(), Ordering::Relaxed) + series.timestamps.len();
-        if total > max_samples {
+        let total = received.fetch_add(series.timestamps.len(), Ordering::Relaxed)
+            + series.timestamps.len();
+        if total > max_received {
             return Err(EngineError::too_many_samples());
         }
         pieces.push(series);

@@ -18,6 +18,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,7 +121,11 @@ impl Engine {
         let data = tokio::time::timeout(self.options.timeout, fetch)
             .await
             .map_err(|_| EngineError::timed_out())??;
+        let canceled = Arc::new(AtomicBool::new(false));
+        // Dropping the query's future (the client went away) stops the evaluation.
+        let _cancel_on_drop = CancelOnDrop(Arc::clone(&canceled));
         let job = EvalJob {
+            canceled,
             plan,
             data,
             start_ms,
@@ -140,8 +145,18 @@ impl Engine {
     }
 }
 
+/// Sets the flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Evaluation of a prepared, fetched query, run off the async executor.
 struct EvalJob {
+    canceled: Arc<AtomicBool>,
     plan: Plan,
     data: FetchedData,
     start_ms: i64,
@@ -164,6 +179,7 @@ impl EvalJob {
             current_samples: 0,
             max_samples: self.max_samples,
             deadline: self.deadline,
+            canceled: &self.canceled,
         };
         let kind = self.plan.root.kind();
         let matrix = match ev.eval(&self.plan.root)? {

@@ -152,3 +152,12 @@ async fn an_expired_deadline_times_out() {
     assert_eq!(err.error_type(), "timeout");
     assert_eq!(err.to_string(), "query timed out in expression evaluation");
 }
+
+#[test]
+fn query_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let src = source();
+    let e = engine();
+    assert_send(&e.instant_query(&src, TENANT, "up", 0));
+    assert_send(&e.range_query(&src, TENANT, "up", 0, 60_000, 60_000));
+}

@@ -23,7 +23,8 @@ impl MemorySource {
         }
     }
 
-    /// Adds samples to a series (creating it); samples are kept sorted by time.
+    /// Adds samples to a series (creating it); samples are kept sorted by time, and a later
+    /// sample replaces an earlier one at the same time.
     pub(crate) fn add(&mut self, labels: Labels, samples: &[(i64, f64)]) {
         let idx = match self.series.iter().position(|s| s.labels == labels) {
             Some(i) => i,
@@ -45,7 +46,9 @@ impl MemorySource {
             .collect();
         all.extend_from_slice(samples);
         all.sort_by_key(|p| p.0);
+        all.reverse();
         all.dedup_by_key(|p| p.0);
+        all.reverse();
         s.timestamps = all.iter().map(|p| p.0).collect();
         s.values = all.iter().map(|p| p.1).collect();
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use strata_shared::labels::Labels;
 
-use super::{Engine, EngineError, EngineOptions, QueryOutput, Value};
+use super::{Engine, EngineError, EngineOptions, QueryOutput, Sample, Value};
 use memory_source::MemorySource;
 use script::{parse_script, Command, Expected, Slot, Timing};
 
@@ -124,6 +124,54 @@ fn show_vector(v: &[(Labels, f64)]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// Like Prometheus' test harness: an instant vector or scalar query evaluated as a range
+/// query from `t - 1m` to `t + 1m` must give the expected result at its middle step.
+async fn check_as_range(
+    engine: &Engine,
+    source: &MemorySource,
+    query: &str,
+    t: i64,
+    expected: &Expected,
+) -> Result<(), String> {
+    if !matches!(expected, Expected::Vector(_) | Expected::Scalar(_)) {
+        return Ok(());
+    }
+    let timing = Timing::Range {
+        start: t - 60_000,
+        end: t + 60_000,
+        step: 60_000,
+    };
+    let out = run_query(engine, source, query, &timing)
+        .await
+        .map_err(|e| format!("unexpected error: {e}"))?;
+    let Value::Matrix(series) = out.value else {
+        return Err(format!("range query gave {:?}", out.value));
+    };
+    let middle: Vec<Sample> = series
+        .iter()
+        .filter_map(|s| {
+            let &(_, v) = s.points.iter().find(|p| p.0 == t)?;
+            Some(Sample {
+                labels: s.labels.clone(),
+                t,
+                v,
+            })
+        })
+        .collect();
+    let got = match expected {
+        Expected::Scalar(_) => match middle.as_slice() {
+            [only] => Value::Scalar { t, v: only.v },
+            _ => {
+                return Err(format!(
+                    "scalar expected at the middle step, got {middle:?}"
+                ))
+            }
+        },
+        _ => Value::Vector(middle),
+    };
+    compare(&got, expected, false, t)
+}
+
 /// Runs one script; returns the number of evals and the failures.
 async fn run_script(name: &str, text: &str) -> (usize, Vec<String>) {
     let commands = match parse_script(text) {
@@ -187,6 +235,12 @@ async fn run_script(name: &str, text: &str) -> (usize, Vec<String>) {
                         failures.push(format!("{name}:{line}: {query}\nunexpected error: {e}"))
                     }
                 }
+                if let (Timing::Instant(t), false) = (&timing, ordered) {
+                    if let Err(diff) = check_as_range(&engine, &source, &query, *t, &expected).await
+                    {
+                        failures.push(format!("{name}:{line}: {query} (as range query)\n{diff}"));
+                    }
+                }
             }
             Command::EvalFail {
                 line,
@@ -244,7 +298,7 @@ async fn scripts() {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         let (evals, mut f) = run_script(&name, &text).await;
-        assert!(evals > 0, "{name} has no evals");
+        assert!(evals > 0 || !f.is_empty(), "{name} has no evals");
         total += evals;
         failures.append(&mut f);
     }
@@ -263,5 +317,6 @@ async fn the_script_runner_reports_wrong_expectations() {
                   eval_fail instant at 0 up\neval instant at 0 sum(\n  1\n";
     let (evals, failures) = run_script("self-check", script).await;
     assert_eq!(evals, 3);
-    assert_eq!(failures.len(), 3, "{failures:?}");
+    // The wrong value and the parse error are each reported for both instant and range mode.
+    assert_eq!(failures.len(), 5, "{failures:?}");
 }

@@ -87,6 +87,13 @@ pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     };
     let ms = if let Ok(secs) = body.parse::<f64>() {
         (secs * 1000.0).round() as i64
+    } else if body
+        .trim_end_matches(char::is_alphabetic)
+        .chars()
+        .all(|c| c == '0')
+    {
+        // `0m`, `0s`: the duration parser refuses zero.
+        0
     } else {
         let d = promql_parser::util::parse_duration(body)?;
         i64::try_from(d.as_millis()).map_err(|e| e.to_string())?
@@ -186,6 +193,7 @@ pub(crate) fn parse_labels(text: &str) -> Result<Labels, String> {
                 .matchers
                 .matchers
                 .iter()
+                .filter(|m| !m.value.is_empty())
                 .map(|m| (m.name.clone(), m.value.clone()))
                 .collect();
             if let Some(name) = vs.name {
@@ -387,6 +395,7 @@ mod tests {
         assert_eq!(parse_time("5m").unwrap(), 300_000);
         assert_eq!(parse_time("-1m30s").unwrap(), -90_000);
         assert_eq!(parse_time("1.5").unwrap(), 1_500);
+        assert_eq!(parse_time("0m").unwrap(), 0);
         let l = parse_labels("up{job=\"a b\"}").unwrap();
         assert_eq!(l.get("job"), Some("a b"));
         assert_eq!(l.metric_name(), "up");
