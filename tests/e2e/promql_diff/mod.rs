@@ -20,6 +20,7 @@ mod compare;
 mod corpus;
 mod data;
 mod selftest;
+mod strata;
 
 use std::collections::BTreeMap;
 use std::path::Path;
