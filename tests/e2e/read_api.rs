@@ -396,3 +396,72 @@ fn grafana_requests_and_bad_queries() {
     );
     assert_eq!(still["result"].as_array().map(Vec::len), Some(1));
 }
+
+/// Per-query memory limits fail the query alone, with an error naming the limit: the engine's
+/// sample limit on data from the ingester, the store-gateway's memory bound on data from
+/// object storage. The process keeps serving.
+#[test]
+fn memory_limits_fail_the_query_not_the_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let strata = Strata::start(
+        "strata-limits-read",
+        dir.path(),
+        &[
+            "-querier.max-samples=30",
+            "-querier.query-store-after=0",
+            "-querier.query-ingesters-within=0",
+            "-blocks-storage.tsdb.retention-period=0",
+            "-blocks-storage.bucket-store.sync-interval=1s",
+            "-blocks-storage.bucket-store.max-query-memory-bytes=1",
+        ],
+    );
+    let tenant = "limited";
+    let end = push_tenant(&strata, tenant, "big_metric", "load", "shard");
+    let t = end as f64 / 1000.0;
+    let everything = enc("{job=\"load\"}[10m]");
+
+    // 2 series x 20 samples in the head: over -querier.max-samples=30.
+    let (status, body) = get(
+        &strata,
+        Some(tenant),
+        &format!("/api/v1/query?query={everything}&time={t}"),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errorType"], "execution");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("too many samples")),
+        "{body}"
+    );
+    // A query under the limit still works.
+    let one = enc("big_metric[1m]");
+    let ok = data(
+        &strata,
+        tenant,
+        &format!("/api/v1/query?query={one}&time={t}"),
+    );
+    assert_eq!(ok["result"].as_array().map(Vec::len), Some(1), "{ok}");
+
+    // From object storage, the store-gateway's bound (1 byte) is hit by any scan.
+    strata.flush();
+    wait_until("the store-gateway answers for the flushed block", || {
+        let (status, body) = get(&strata, Some(tenant), "/api/v1/label/job/values");
+        status == 200 && body["data"] == serde_json::json!(["load"])
+    });
+    let (status, body) = get(
+        &strata,
+        Some(tenant),
+        &format!("/api/v1/query?query={one}&time={t}"),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("-blocks-storage.bucket-store.max-query-memory-bytes")),
+        "{body}"
+    );
+    // Metadata calls read no samples and keep working, as does the process.
+    let names = strings(&data(&strata, tenant, "/api/v1/label/__name__/values"));
+    assert_eq!(names, vec!["big_metric", "shared_name"]);
+}
