@@ -465,3 +465,86 @@ fn memory_limits_fail_the_query_not_the_process() {
     let names = strings(&data(&strata, tenant, "/api/v1/label/__name__/values"));
     assert_eq!(names, vec!["big_metric", "shared_name"]);
 }
+
+/// The roles as separate processes: a querier reaching the ingester and a store-gateway over
+/// gRPC answers the same as `-target=all`, before and after the data moves to object storage.
+#[test]
+fn querier_reads_remote_ingester_and_store_gateway_over_grpc() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bucket = format!(
+        "-blocks-storage.filesystem.dir={}",
+        root.path().join("bucket").display()
+    );
+    let write = Strata::start(
+        "grpc-ingester",
+        &root.path().join("ingester"),
+        &[
+            "-target=distributor,ingester",
+            "-ingester.ring.instance-id=ingester-a",
+            "-blocks-storage.tsdb.retention-period=0",
+            &bucket,
+        ],
+    );
+    let gateway = Strata::start(
+        "grpc-store-gateway",
+        &root.path().join("store-gateway"),
+        &[
+            "-target=store-gateway",
+            "-blocks-storage.bucket-store.sync-interval=1s",
+            &bucket,
+        ],
+    );
+    let querier = Strata::start(
+        "grpc-querier",
+        &root.path().join("querier"),
+        &[
+            "-target=querier",
+            &format!(
+                "-ingester.ring.static-members=ingester-a=127.0.0.1:{}",
+                write.grpc_port
+            ),
+            "-ingester.ring.replication-factor=1",
+            &format!(
+                "-querier.store-gateway-addresses=127.0.0.1:{}",
+                gateway.grpc_port
+            ),
+            "-querier.query-store-after=0",
+            "-querier.query-ingesters-within=0",
+            &bucket,
+        ],
+    );
+    let tenant = "remote";
+    let end = push_tenant(&write, tenant, "remote_metric", "grpc", "zone");
+    let t = end as f64 / 1000.0;
+    let sum = enc("sum(remote_metric)");
+    let check = |phase: &str| {
+        let result = data(
+            &querier,
+            tenant,
+            &format!("/api/v1/query?query={sum}&time={t}"),
+        );
+        assert_eq!(result["result"][0]["value"][1], "19", "{phase}: {result}");
+        let range = data(
+            &querier,
+            tenant,
+            &format!(
+                "/api/v1/query_range?query={sum}&start={}&end={t}&step=15",
+                t - 285.0
+            ),
+        );
+        let values = range["result"][0]["values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(values.len(), 20, "{phase}: {range}");
+        let names = strings(&data(&querier, tenant, "/api/v1/label/__name__/values"));
+        assert_eq!(names, vec!["remote_metric", "shared_name"], "{phase}");
+    };
+    check("in the ingester, over gRPC");
+    write.flush();
+    wait_until("the store-gateway process serves the flushed block", || {
+        let (status, body) = get(&querier, Some(tenant), "/api/v1/label/zone/values");
+        status == 200 && body["data"] == serde_json::json!(["s"])
+    });
+    check("in object storage, through the store-gateway over gRPC");
+}
