@@ -220,7 +220,8 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         app = app.merge(strata_ingester::ingester::http::routes(i.clone()));
     }
     if let Some(api) = query_api {
-        app = app.merge(strata_querier::api::routes(api));
+        let metrics = strata_querier::api::metrics::ApiMetrics::new(&registry)?;
+        app = app.merge(strata_querier::api::routes(api, metrics));
     }
     let app = app.layer(axum::extract::DefaultBodyLimit::disable());
 

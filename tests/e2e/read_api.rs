@@ -395,6 +395,15 @@ fn grafana_requests_and_bad_queries() {
         ),
     );
     assert_eq!(still["result"].as_array().map(Vec::len), Some(1));
+    // Every request is timed by route and status.
+    let metrics = strata.metrics();
+    for line in [
+        "strata_querier_request_duration_seconds_count{route=\"/api/v1/query\",status_code=\"200\"}",
+        "strata_querier_request_duration_seconds_count{route=\"/api/v1/query\",status_code=\"400\"}",
+        "strata_querier_request_duration_seconds_count{route=\"/api/v1/label/{name}/values\",status_code=\"200\"}",
+    ] {
+        assert!(metrics.contains(line), "missing {line}");
+    }
 }
 
 /// Per-query memory limits fail the query alone, with an error naming the limit: the engine's

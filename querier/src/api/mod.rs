@@ -5,6 +5,7 @@
 //! and answer in Prometheus' JSON shapes ([`response`]).
 
 mod metadata;
+pub mod metrics;
 pub(crate) mod params;
 mod query;
 pub(crate) mod response;
@@ -95,8 +96,8 @@ impl ApiState {
     }
 }
 
-/// The API routes, under both prefixes.
-pub fn routes(state: ApiState) -> Router {
+/// The API routes, under both prefixes, each request timed in `metrics`.
+pub fn routes(state: ApiState, metrics: metrics::ApiMetrics) -> Router {
     let api = Router::new()
         .route("/query", get(query::instant).post(query::instant))
         .route("/query_range", get(query::range).post(query::range))
@@ -115,7 +116,11 @@ pub fn routes(state: ApiState) -> Router {
         .route("/status/buildinfo", get(metadata::buildinfo))
         .route("/rules", get(metadata::rules))
         .route("/alerts", get(metadata::alerts))
-        .with_state(state);
+        .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::record,
+        ));
     Router::new()
         .nest("/prometheus/api/v1", api.clone())
         .nest("/api/v1", api)
