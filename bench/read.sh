@@ -158,6 +158,12 @@ if [ -z "${LOADGEN_BIN:-}" ] || [ -z "${QUERYBENCH_BIN:-}" ]; then
   LOADGEN_BIN="${LOADGEN_BIN:-$ROOT/target/release/strata-loadgen}"
   QUERYBENCH_BIN="${QUERYBENCH_BIN:-$ROOT/target/release/querybench}"
 fi
+# Servers start in their data directory: make every path absolute.
+for var in STRATA_BIN PROMETHEUS_BIN VM_BIN LOADGEN_BIN QUERYBENCH_BIN; do
+  if [ -n "${!var:-}" ] && [ -e "${!var}" ]; then
+    printf -v "$var" '%s' "$(realpath "${!var}")"
+  fi
+done
 [ -x "$LOADGEN_BIN" ] || die "no strata-loadgen at $LOADGEN_BIN"
 [ -x "$QUERYBENCH_BIN" ] || die "no querybench at $QUERYBENCH_BIN"
 "$QUERYBENCH_BIN" list >/dev/null || die "$QUERYBENCH_BIN does not run"
@@ -447,13 +453,14 @@ bench_system() {
 measure_system() {
   local system="$1" dir="$WORKDIR/$system" fn="${1//-/_}"
   local out="$WORKDIR/$system.loadgen.out" err="$WORKDIR/$system.loadgen.err"
-  local rc=0 rejected q run peak max_peak
+  local rc=0 rejected q run peak max_peak version
   rm -rf "$dir"
   FAILED_STEP="failed to start"
   log "$system: starting for the load"
   "start_$fn" "$dir" load
   wait_ready "$READY_URL" "$SERVER_PID" "$dir.log" || return 1
-  VERSIONS+=("$system $(server_version "$system")")
+  version="$(server_version "$system")"
+  VERSIONS+=("$system ${version#"$system "}")
 
   FAILED_STEP="load failed"
   log "$system: pushing $HOSTS hosts x $HOURS h to $PUSH_URL"
@@ -566,3 +573,7 @@ echo
 cat "$REPORT"
 echo
 echo "report: $REPORT; raw results: $RESULTS (server logs and querybench output in $WORKDIR)"
+# Non-zero when a system or a query failed (the report lists what).
+if grep -q -e '"kind":"failure"' -e '"kind":"note"' "$RESULTS"; then
+  exit 1
+fi
