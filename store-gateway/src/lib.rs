@@ -212,8 +212,11 @@ impl Shared {
                 .filter(|t| !names.contains(*t))
                 .cloned()
                 .collect();
+            for name in &gone {
+                tenants.remove(name);
+            }
+            drop(tenants);
             for name in gone {
-                tenants.remove(&name);
                 let _ = self.metrics.blocks_loaded.remove_label_values(&[&name]);
             }
         }
@@ -260,7 +263,20 @@ impl Shared {
                 })
             })
             .await?;
-        Ok(tenant.current_blocks())
+        let blocks = tenant.current_blocks();
+        if blocks.is_empty() {
+            // A tenant without blocks (any name a reader sends) is not kept: state and metric
+            // series per unknown tenant would grow without bound. The next query lists again.
+            self.forget_tenant(name);
+        }
+        Ok(blocks)
+    }
+
+    fn forget_tenant(&self, name: &str) {
+        if let Ok(mut tenants) = self.tenants.write() {
+            tenants.remove(name);
+        }
+        let _ = self.metrics.blocks_loaded.remove_label_values(&[name]);
     }
 
     /// Lists `<tenant>/`, keeps known blocks (and their caches), reads the meta of new ones.

@@ -373,6 +373,17 @@ fn grafana_requests_and_bad_queries() {
             "{path}"
         );
     }
+    let (_, body) = get(
+        &strata,
+        Some(tenant),
+        &format!("/api/v1/query?query={}", enc("sum(")),
+    );
+    assert!(
+        body["error"].as_str().is_some_and(
+            |e| e.starts_with("invalid parameter \"query\": ") && e.contains("parse error")
+        ),
+        "{body}"
+    );
     let (status, body) = get(
         &strata,
         Some(tenant),

@@ -25,7 +25,12 @@ fn now_ms() -> i64 {
 
 pub(crate) fn engine_error(error: EngineError) -> ApiError {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    ApiError::new(error.error_type(), status, error.to_string())
+    let mut message = error.to_string();
+    // Prometheus names the parameter a parse error is about.
+    if matches!(error, EngineError::BadData(_)) && message.starts_with("parse error") {
+        message = format!("invalid parameter \"query\": {message}");
+    }
+    ApiError::new(error.error_type(), status, message)
 }
 
 /// The request's `timeout` parameter, capped by the querier's own timeout.
