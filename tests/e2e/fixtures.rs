@@ -209,8 +209,17 @@ pub(crate) struct Strata {
 impl Strata {
     /// Starts `strata` with data under `dir` and the extra flags; waits for `/ready`.
     pub(crate) fn start(name: &str, dir: &Path, extra: &[&str]) -> Strata {
-        let http_port = free_port();
-        let grpc_port = free_port();
+        Self::start_on(name, dir, free_port(), free_port(), extra)
+    }
+
+    /// [`Strata::start`] on given ports (for processes that must know each other's).
+    pub(crate) fn start_on(
+        name: &str,
+        dir: &Path,
+        http_port: u16,
+        grpc_port: u16,
+        extra: &[&str],
+    ) -> Strata {
         std::fs::create_dir_all(dir).expect("data dir");
         let mut args = vec![
             format!("-server.http-listen-port={http_port}"),

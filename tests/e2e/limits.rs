@@ -763,3 +763,57 @@ fn query_limits_answer_as_mimir() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["result"][0]["value"][1], "2", "{body}");
 }
+
+/// The ingestion rate is global: with two healthy distributors (-distributor.ring.static-members,
+/// /ready polled) each enforces half of it; when one goes away, the other enforces all of it.
+#[test]
+fn two_distributors_share_the_ingestion_rate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let members = format!("-distributor.ring.static-members=127.0.0.1:{port_a},127.0.0.1:{port_b}");
+    let runtime =
+        "overrides:\n  shared:\n    ingestion_rate: 100\n    ingestion_burst_size: 1000\n";
+    let start = |name: &str, port: u16| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).expect("dir");
+        std::fs::write(sub.join("runtime.yaml"), runtime).expect("runtime config");
+        let file = format!(
+            "-runtime-config.file={}",
+            sub.join("runtime.yaml").display()
+        );
+        Strata::start_on(
+            name,
+            &sub,
+            port,
+            free_port(),
+            &[members.as_str(), file.as_str()],
+        )
+    };
+    let a = start("distributor-a", port_a);
+    let mut b = start("distributor-b", port_b);
+    let healthy =
+        |s: &Strata| metric_value(&s.metrics(), "strata_distributor_healthy_distributors");
+    wait_until("both distributors healthy", || healthy(&a) == 2.0);
+
+    let mut next = now_ms() - 60_000;
+    // Empty the bucket (fewer than 10 tokens left), wait 2 s, then ask for 150 items.
+    let refill_then_push = |next: &mut i64| {
+        for size in [500, 100, 10] {
+            while push(&a, Some("shared"), &samples_request("m", size, next)).0 == 200 {}
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        push(&a, Some("shared"), &samples_request("m", 150, next))
+    };
+    // 50/s here: about 100 tokens came back, not 150 (at 100/s, 200 would have).
+    let (status, body) = refill_then_push(&mut next);
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("set to 100 items/s"), "{body}");
+    let (status, body) = push(&a, Some("shared"), &samples_request("m", 90, &mut next));
+    assert_eq!(status, 200, "{body}");
+
+    // B stops: A enforces the whole 100/s.
+    b.proc.terminate();
+    wait_until("one healthy distributor", || healthy(&a) == 1.0);
+    let (status, body) = refill_then_push(&mut next);
+    assert_eq!(status, 200, "{body}");
+}
