@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use strata_ingester::{DistributorConfig, IngesterConfig};
 use strata_querier::QuerierConfig;
 use strata_shared::limits::LimitsConfig;
+use strata_shared::runtime_config::RuntimeConfigConfig;
 use strata_shared::storage::StorageConfig;
 use strata_shared::telemetry::LogConfig;
 use strata_store_gateway::StoreGatewayConfig;
@@ -51,6 +52,8 @@ pub(crate) struct Config {
     pub(crate) blocks_storage: BlocksStorageConfig,
     #[command(flatten)]
     pub(crate) limits: LimitsConfig,
+    #[command(flatten)]
+    pub(crate) runtime_config: RuntimeConfigConfig,
     #[command(subcommand)]
     #[serde(skip)]
     pub(crate) command: Option<Command>,
@@ -284,10 +287,52 @@ pub(crate) fn load(raw_args: impl IntoIterator<Item = String>) -> anyhow::Result
     let mut merged = vec![args.first().cloned().unwrap_or_else(|| "strata".into())];
     merged.extend(yaml_to_args(&yaml, &file)?);
     merged.extend(args.into_iter().skip(1));
-    let matches = Config::command()
-        .try_get_matches_from(&merged)
-        .with_context(|| format!("config file {file}: a setting has an invalid value"))?;
+    let matches = match Config::command().try_get_matches_from(&merged) {
+        Ok(m) => m,
+        Err(e) => return Err(explain_invalid_setting(&yaml, &file, e)),
+    };
     Ok(Config::from_arg_matches(&matches)?)
+}
+
+/// The error of a YAML file clap refused, naming the YAML setting, its flag and the value.
+fn explain_invalid_setting(
+    yaml: &serde_yaml::Value,
+    file: &str,
+    error: clap::Error,
+) -> anyhow::Error {
+    let first_line = |e: &clap::Error| {
+        let text = e.render().to_string();
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string()
+    };
+    let mut leaves = Vec::new();
+    if flatten(yaml, String::new(), &mut leaves).is_ok() {
+        let command = Config::command();
+        for (path, value) in leaves {
+            let Some(long) = command
+                .get_arguments()
+                .find(|a| a.get_id().as_str() == path)
+                .and_then(|a| a.get_long())
+            else {
+                continue;
+            };
+            if let Err(e) = Config::command()
+                .try_get_matches_from(["strata".to_string(), format!("--{long}={value}")])
+            {
+                return anyhow::anyhow!(
+                    "config file {file}: setting {path} (-{long}) has an invalid value {value:?}: {}",
+                    first_line(&e)
+                );
+            }
+        }
+    }
+    anyhow::anyhow!(
+        "config file {file}: a setting has an invalid value: {}",
+        first_line(&error)
+    )
 }
 
 #[cfg(test)]
@@ -345,6 +390,19 @@ mod tests {
         assert_eq!(c.ingester.ring.replication_factor, 3);
         assert_eq!(c.limits.max_label_names_per_series, 12);
         assert_eq!(c.roles().unwrap(), vec!["ingester"]);
+    }
+
+    #[test]
+    fn a_limit_of_the_wrong_type_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strata.yaml");
+        std::fs::write(&file, "limits:\n  ingestion_rate: fast\n").unwrap();
+        let err = load(args(&["strata", "-config.file", file.to_str().unwrap()])).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("setting limits.ingestion_rate (-distributor.ingestion-rate-limit) has an invalid value \"fast\""),
+            "{text}"
+        );
     }
 
     #[test]

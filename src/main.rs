@@ -54,6 +54,7 @@ mod error_docs {
             root.join("src"),
             root.join("shared/src"),
             root.join("ingester/src"),
+            root.join("querier/src"),
         ];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).expect("source dir").flatten() {

@@ -10,15 +10,18 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use prometheus::{Encoder, Registry, TextEncoder};
+use strata_ingester::distributor::peers::HealthyDistributors;
 use strata_ingester::distributor::{Distributor, IngesterHandle};
-use strata_ingester::ingester::Ingester;
+use strata_ingester::ingester::{Ingester, SeriesLimiter};
 use strata_querier::api::ApiState;
 use strata_querier::engine::{Engine, EngineOptions};
 use strata_querier::fanout::Fanout;
 use strata_shared::metrics::DiscardedSamples;
+use strata_shared::overrides::Overrides;
 use strata_shared::query::SeriesSource;
 use strata_shared::query_grpc::RemoteSource;
 use strata_shared::ring::{Member, Ring};
+use strata_shared::runtime_config::{LimitsExporter, RuntimeConfigLoader};
 use strata_store_gateway::StoreGateway;
 
 use crate::config::Config;
@@ -28,6 +31,7 @@ struct AppState {
     registry: Registry,
     config_yaml: Arc<String>,
     distributor: Option<Arc<Distributor>>,
+    overrides: Arc<Overrides>,
 }
 
 fn hostname() -> String {
@@ -50,6 +54,19 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let registry = Registry::new();
     let discarded = DiscardedSamples::new(&registry)?;
     let store = config.blocks_storage.build()?;
+    // Per-tenant limits: the defaults from flags/YAML, the runtime config's overrides on top;
+    // every role reads them through this one handle.
+    config
+        .limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid limits: {e}"))?;
+    let overrides = Arc::new(Overrides::new(config.limits.clone()));
+    let _runtime_config =
+        RuntimeConfigLoader::start(&config.runtime_config, overrides.clone(), &registry)?;
+    LimitsExporter::register(overrides.clone(), &registry)?;
+    let ring_ingesters = Ring::parse_members(&config.ingester.ring.static_members)?
+        .len()
+        .max(1);
     let instance_id = if config.ingester.ring.instance_id.is_empty() {
         hostname()
     } else {
@@ -63,6 +80,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             store.clone(),
             &registry,
             discarded.clone(),
+            SeriesLimiter::new(
+                overrides.clone(),
+                config.ingester.ring.replication_factor,
+                ring_ingesters,
+            ),
         )
         .await
         .with_context(|| {
@@ -108,9 +130,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             quorum = ring.quorum(),
             "ingester ring ready"
         );
+        let distributors = HealthyDistributors::new(&config.distributor.ring.static_members);
+        distributors.start();
         Some(Distributor::new(
             config.distributor.clone(),
-            config.limits.clone(),
+            overrides.clone(),
+            distributors,
             config.auth.multitenancy_enabled,
             ring,
             handles,
@@ -136,6 +161,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let query_api = if roles.contains(&"querier") {
         Some(querier_api(
             &config,
+            overrides.clone(),
             ingester.as_ref(),
             store_gateway.as_ref(),
             &instance_id,
@@ -198,11 +224,13 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         registry: registry.clone(),
         config_yaml: Arc::new(config.to_yaml()),
         distributor: distributor.clone(),
+        overrides: overrides.clone(),
     };
     let mut app = Router::new()
         .route("/", get(index))
         .route("/ready", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
+        .route("/runtime_config", get(runtime_config))
         .route(
             "/config",
             get(|State(s): State<AppState>| async move {
@@ -256,6 +284,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
 /// store-gateways.
 fn querier_api(
     config: &Config,
+    overrides: Arc<Overrides>,
     local_ingester: Option<&Arc<Ingester>>,
     local_store_gateway: Option<&Arc<StoreGateway>>,
     instance_id: &str,
@@ -317,6 +346,7 @@ fn querier_api(
     Ok(ApiState::new(
         Arc::new(engine),
         Arc::new(fanout),
+        overrides,
         config.auth.multitenancy_enabled,
         querier.timeout.0,
     ))
@@ -367,8 +397,26 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct RuntimeConfigQuery {
+    mode: Option<String>,
+}
+
+/// `GET /runtime_config`: every overridden tenant's effective limits; `?mode=diff` only what
+/// differs from the defaults (Mimir's endpoint).
+async fn runtime_config(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<RuntimeConfigQuery>,
+) -> impl IntoResponse {
+    let diff = q.mode.as_deref() == Some("diff");
+    (
+        [("content-type", "text/yaml")],
+        strata_shared::runtime_config::render(&state.overrides, diff),
+    )
+}
+
 async fn index() -> Html<&'static str> {
     Html("<!DOCTYPE html><html><head><title>Strata</title></head><body><h1>Strata</h1><ul>\
-<li><a href=\"/ready\">/ready</a></li><li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/config\">/config</a></li>\
+<li><a href=\"/ready\">/ready</a></li><li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/config\">/config</a></li><li><a href=\"/runtime_config\">/runtime_config</a> (<a href=\"/runtime_config?mode=diff\">diff</a>)</li>\
 <li><a href=\"/ring\">/ring</a> (distributor)</li><li>POST /api/v1/push (distributor)</li><li>POST /ingester/flush (ingester)</li></ul></body></html>")
 }

@@ -1556,9 +1556,22 @@ pub struct LoadReport {
     pub elapsed_seconds: f64,
     /// The first failure seen, with the server's message.
     pub first_error: Option<String>,
+    /// Seconds each request answered 2xx at its first attempt took, from send to answer.
+    pub push_latencies: Vec<f64>,
 }
 
 impl LoadReport {
+    /// The `q` quantile (0..=1) of [`Self::push_latencies`] in milliseconds, 0 when empty.
+    pub fn push_latency_ms(&self, q: f64) -> f64 {
+        let mut sorted = self.push_latencies.clone();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let index = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+        sorted[index] * 1000.0
+    }
+
     /// Acknowledged samples per second of sending.
     pub fn samples_per_second(&self) -> f64 {
         if self.elapsed_seconds > 0.0 {
@@ -1589,7 +1602,8 @@ impl fmt::Display for LoadReport {
         write!(
             f,
             "series={} samples_sent={} samples_acked={} samples_rejected={} rejected_by_status={} requests={} \
-             failed_requests={} retries={} wire_bytes={} raw_bytes={} generate_s={:.2} elapsed_s={:.2} samples_per_s={:.0}",
+             failed_requests={} retries={} wire_bytes={} raw_bytes={} generate_s={:.2} elapsed_s={:.2} samples_per_s={:.0} \
+             push_p50_ms={:.3} push_p99_ms={:.3}",
             self.series,
             self.samples_sent,
             self.samples_acked,
@@ -1602,7 +1616,9 @@ impl fmt::Display for LoadReport {
             self.raw_bytes,
             self.generate_seconds,
             self.elapsed_seconds,
-            self.samples_per_second()
+            self.samples_per_second(),
+            self.push_latency_ms(0.5),
+            self.push_latency_ms(0.99)
         )
     }
 }
@@ -1912,6 +1928,7 @@ async fn deliver(shared: &Shared, batch: &EncodedBatch) {
     });
     let mut attempt = 0;
     loop {
+        let sent_at = Instant::now();
         let result = if options.dry_run {
             Ok(PushOutcome {
                 status: 200,
@@ -1928,7 +1945,13 @@ async fn deliver(shared: &Shared, batch: &EncodedBatch) {
         };
         let (status, message) = match result {
             Ok(outcome) if outcome.is_success() => {
-                shared.record(|r| r.samples_acked += samples);
+                let seconds = sent_at.elapsed().as_secs_f64();
+                shared.record(|r| {
+                    r.samples_acked += samples;
+                    if attempt == 0 {
+                        r.push_latencies.push(seconds);
+                    }
+                });
                 return;
             }
             Ok(outcome) => {

@@ -39,9 +39,23 @@ pub struct RingConfig {
     pub instance_id: String,
 }
 
+/// `distributor.ring:` — the distributors that share the tenants' rate limits.
+#[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
+pub struct DistributorRingConfig {
+    /// Every distributor's HTTP address (host:port, this one included), comma-separated. Each distributor polls their /ready every 5s and enforces the tenants' rate limits divided by the number that answer. Empty: this distributor alone enforces the whole limit.
+    #[arg(
+        long = "distributor.ring.static-members",
+        id = "distributor.ring.static_members",
+        default_value = ""
+    )]
+    pub static_members: String,
+}
+
 /// `distributor:` — the distributor's flags.
 #[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
 pub struct DistributorConfig {
+    #[command(flatten)]
+    pub ring: DistributorRingConfig,
     /// Largest remote-write request accepted, in bytes, compressed or decompressed; larger bodies get 413.
     #[arg(
         long = "distributor.max-recv-msg-size",

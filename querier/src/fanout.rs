@@ -281,13 +281,13 @@ impl SeriesSource for Fanout {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use strata_shared::query::LabelMatcher;
 
     /// A source holding fixed series, or failing.
     #[derive(Debug)]
-    struct Fixed(Result<Vec<SeriesSamples>, QueryError>);
+    pub(crate) struct Fixed(pub(crate) Result<Vec<SeriesSamples>, QueryError>);
 
     #[async_trait::async_trait]
     impl SeriesSource for Fixed {
@@ -317,7 +317,13 @@ mod tests {
             Ok(self.0.clone()?.into_iter().map(|s| s.labels).collect())
         }
         async fn label_names(&self, _: &SelectRequest) -> Result<Vec<String>, QueryError> {
-            Ok(Vec::new())
+            let names: BTreeSet<String> = self
+                .0
+                .clone()?
+                .iter()
+                .flat_map(|s| s.labels.iter().map(|l| l.name.clone()))
+                .collect();
+            Ok(names.into_iter().collect())
         }
         async fn label_values(
             &self,

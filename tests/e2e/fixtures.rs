@@ -209,14 +209,28 @@ pub(crate) struct Strata {
 impl Strata {
     /// Starts `strata` with data under `dir` and the extra flags; waits for `/ready`.
     pub(crate) fn start(name: &str, dir: &Path, extra: &[&str]) -> Strata {
-        let http_port = free_port();
-        let grpc_port = free_port();
+        Self::start_on(name, dir, free_port(), free_port(), extra)
+    }
+
+    /// [`Strata::start`] on given ports (for processes that must know each other's).
+    pub(crate) fn start_on(
+        name: &str,
+        dir: &Path,
+        http_port: u16,
+        grpc_port: u16,
+        extra: &[&str],
+    ) -> Strata {
         std::fs::create_dir_all(dir).expect("data dir");
         let mut args = vec![
             format!("-server.http-listen-port={http_port}"),
             format!("-server.grpc-listen-port={grpc_port}"),
             format!("-blocks-storage.tsdb.dir={}", dir.join("tsdb").display()),
             "-log.level=info".to_string(),
+            // The tests push recorded data as fast as they can: Mimir's default ingestion
+            // rate (10 000 samples/s, burst 200 000) would throttle them. Tests of the limits
+            // set their own (later flags and the runtime config win).
+            "-distributor.ingestion-rate-limit=1000000000".to_string(),
+            "-distributor.ingestion-burst-size=1000000000".to_string(),
         ];
         if !extra.iter().any(|a| {
             a.starts_with("-blocks-storage.filesystem.dir")
@@ -410,4 +424,49 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// `GET {base}/api/v1/query` (Prometheus' or Strata's) at `time_ms`, with the tenant header
+/// when given; the answer must be a success.
+pub(crate) fn api_query(
+    base: &str,
+    tenant: Option<&str>,
+    query: &str,
+    time_ms: i64,
+) -> serde_json::Value {
+    let time = format!("{}.{:03}", time_ms / 1000, time_ms % 1000);
+    let mut request = http()
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("query", query), ("time", time.as_str())]);
+    if let Some(t) = tenant {
+        request = request.header("X-Scope-OrgID", t);
+    }
+    let text = request
+        .send()
+        .and_then(|r| r.text())
+        .expect("query API request");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("query API JSON");
+    assert_eq!(v["status"], "success", "{text}");
+    v
+}
+
+/// A query to the Prometheus on `port`.
+pub(crate) fn prom_query(port: u16, query: &str, time_ms: i64) -> serde_json::Value {
+    api_query(&format!("http://127.0.0.1:{port}"), None, query, time_ms)
+}
+
+/// Starts Prometheus with `config` (YAML) on `port`, data under `dir`.
+pub(crate) fn spawn_prometheus(binary: &Path, dir: &Path, config: &str, port: u16) -> Proc {
+    let config_path = dir.join("prometheus.yml");
+    std::fs::write(&config_path, config).expect("prometheus config");
+    Proc::spawn(
+        "prometheus",
+        binary,
+        &[
+            format!("--config.file={}", config_path.display()),
+            format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        dir,
+    )
 }

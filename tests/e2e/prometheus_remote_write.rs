@@ -23,20 +23,6 @@ fn parse_ts(v: &serde_json::Value) -> i64 {
     secs.parse::<i64>().expect("seconds") * 1000 + frac.parse::<i64>().expect("millis")
 }
 
-fn prom_query(port: u16, query: &str, time_ms: i64) -> serde_json::Value {
-    let url = format!("http://127.0.0.1:{port}/api/v1/query");
-    let time = format!("{}.{:03}", time_ms / 1000, time_ms % 1000);
-    let text = http()
-        .get(url)
-        .query(&[("query", query), ("time", time.as_str())])
-        .send()
-        .and_then(|r| r.text())
-        .expect("prometheus query");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("prometheus json");
-    assert_eq!(v["status"], "success", "{text}");
-    v
-}
-
 #[test]
 fn prometheus_remote_write_round_trips_exactly() {
     let prometheus = require_binary("prometheus", "apt-get install prometheus");
@@ -69,21 +55,7 @@ remote_write:
 "#,
         strata.http_port, strata.http_port
     );
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).expect("prometheus config");
-    let _prom = Proc::spawn(
-        "prometheus",
-        &prometheus,
-        &[
-            format!("--config.file={}", config_path.display()),
-            format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ],
-        dir.path(),
-    );
+    let _prom = spawn_prometheus(&prometheus, dir.path(), &config, prom_port);
     let client = http();
     wait_until("prometheus ready", || {
         client

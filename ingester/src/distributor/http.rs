@@ -56,6 +56,9 @@ async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body)
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     tracing::Span::current().record("tenant", tenant.as_str());
+    if let Err(PushError::RateLimited(message)) = distributor.check_request_rate(&tenant) {
+        return error(StatusCode::TOO_MANY_REQUESTS, message);
+    }
     let limit = distributor.max_recv_msg_size();
     let compressed: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -99,6 +102,10 @@ async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body)
         Err(PushError::Replication(message)) => {
             tracing::warn!(%message, "push failed");
             error(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+        Err(PushError::RateLimited(message)) => {
+            tracing::debug!(%message, "push rate limited");
+            error(StatusCode::TOO_MANY_REQUESTS, message)
         }
     }
 }

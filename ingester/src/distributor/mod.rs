@@ -2,6 +2,8 @@
 //! ingesters on the ring, acknowledging once a quorum of them has the series in its WAL.
 
 pub mod http;
+pub mod peers;
+pub mod rate_limit;
 pub mod validation;
 
 use std::collections::HashMap;
@@ -12,6 +14,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use strata_shared::limits::LimitsConfig;
 use strata_shared::metrics::DiscardedSamples;
+use strata_shared::overrides::{flags, per_tenant_limit_message, Overrides};
 use strata_shared::proto::ingester::ingester_client::IngesterClient;
 use strata_shared::proto::ingester::{PushRequest, PushResponse, Sample, Series};
 use strata_shared::proto::prometheus::WriteRequestBytes;
@@ -20,6 +23,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::ingester::Ingester;
 use crate::DistributorConfig;
+use peers::HealthyDistributors;
+use rate_limit::{Decision, RateLimiter};
 use validation::{validate_series, ValidationError};
 
 /// How the distributor reaches one ingester: in-process (`-target=all`) or over gRPC.
@@ -78,6 +83,9 @@ pub enum PushError {
     /// Too few replicas acknowledged: the sender should retry.
     #[error("{0}")]
     Replication(String),
+    /// The tenant is over its ingestion or request rate (429: the sender retries later).
+    #[error("{0}")]
+    RateLimited(String),
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +94,8 @@ struct DistributorMetrics {
     requests: IntCounterVec,
     push_duration: HistogramVec,
     ring_members: IntGaugeVec,
+    discarded_requests: IntCounterVec,
+    healthy_distributors: prometheus::IntGauge,
 }
 
 impl DistributorMetrics {
@@ -119,11 +129,24 @@ impl DistributorMetrics {
                 ),
                 &["member", "state"],
             )?,
+            discarded_requests: IntCounterVec::new(
+                Opts::new(
+                    "strata_discarded_requests_total",
+                    "Remote-write requests refused whole before decoding, by reason and tenant (Mimir's cortex_discarded_requests_total).",
+                ),
+                &["reason", "user"],
+            )?,
+            healthy_distributors: prometheus::IntGauge::new(
+                "strata_distributor_healthy_distributors",
+                "Distributors answering /ready (-distributor.ring.static-members); each enforces this fraction of the tenants' rate limits.",
+            )?,
         };
         registry.register(Box::new(m.received_samples.clone()))?;
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.push_duration.clone()))?;
         registry.register(Box::new(m.ring_members.clone()))?;
+        registry.register(Box::new(m.discarded_requests.clone()))?;
+        registry.register(Box::new(m.healthy_distributors.clone()))?;
         Ok(m)
     }
 }
@@ -132,7 +155,10 @@ impl DistributorMetrics {
 #[derive(Debug)]
 pub struct Distributor {
     config: DistributorConfig,
-    limits: LimitsConfig,
+    overrides: Arc<Overrides>,
+    ingestion_limiter: RateLimiter,
+    request_limiter: RateLimiter,
+    distributors: Arc<HealthyDistributors>,
     multitenancy_enabled: bool,
     ring: Arc<Ring>,
     ingesters: Vec<IngesterHandle>,
@@ -141,10 +167,13 @@ pub struct Distributor {
 }
 
 impl Distributor {
-    /// `ingesters[i]` reaches `ring.members()[i]`.
+    /// `ingesters[i]` reaches `ring.members()[i]`; `distributors` counts the healthy
+    /// distributors that share the tenants' rate limits.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: DistributorConfig,
-        limits: LimitsConfig,
+        overrides: Arc<Overrides>,
+        distributors: Arc<HealthyDistributors>,
         multitenancy_enabled: bool,
         ring: Arc<Ring>,
         ingesters: Vec<IngesterHandle>,
@@ -157,7 +186,10 @@ impl Distributor {
         );
         Ok(Arc::new(Self {
             config,
-            limits,
+            overrides,
+            ingestion_limiter: RateLimiter::new(),
+            request_limiter: RateLimiter::new(),
+            distributors,
             multitenancy_enabled,
             ring,
             ingesters,
@@ -170,8 +202,51 @@ impl Distributor {
         &self.ring
     }
 
+    pub fn overrides(&self) -> &Arc<Overrides> {
+        &self.overrides
+    }
+
+    /// This distributor's share of a global rate: divided by the healthy distributors.
+    fn local_rate(&self, global: f64) -> f64 {
+        global / self.distributors.count() as f64
+    }
+
+    /// The request rate limit (`-distributor.request-rate-limit`, 0 = none), checked before
+    /// the body is read.
+    pub fn check_request_rate(&self, tenant: &str) -> Result<(), PushError> {
+        let limits = self.overrides.tenant(tenant);
+        if limits.request_rate <= 0.0 {
+            return Ok(());
+        }
+        // A burst of 0 would refuse every request: it means "the rate, at least 1".
+        let burst = if limits.request_burst_size > 0 {
+            limits.request_burst_size
+        } else {
+            (limits.request_rate.ceil() as usize).max(1)
+        };
+        let rate = self.local_rate(limits.request_rate);
+        match self
+            .request_limiter
+            .allow_n(tenant, std::time::Instant::now(), rate, burst, 1)
+        {
+            Decision::Allowed => Ok(()),
+            Decision::RateLimited | Decision::OverBurst => {
+                self.metrics
+                    .discarded_requests
+                    .with_label_values(&["request_rate_limited", tenant])
+                    .inc();
+                Err(PushError::RateLimited(request_rate_message(
+                    tenant, &limits, burst,
+                )))
+            }
+        }
+    }
+
     /// Refreshes the ring-member gauge (called when `/metrics` is scraped).
     pub fn update_ring_metrics(&self) {
+        self.metrics
+            .healthy_distributors
+            .set(self.distributors.count() as i64);
         for (i, member) in self.ring.members().iter().enumerate() {
             let state = self.ring.state(i);
             for (name, value) in [
@@ -195,6 +270,10 @@ impl Distributor {
         now_ms: i64,
     ) -> Result<PushOutcome, PushError> {
         let received: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
+        let limits = self.overrides.tenant(tenant);
+        let metadata = request.metadata.len();
+        let mut validated_samples = 0usize;
+        let mut validated_exemplars = 0usize;
         self.metrics
             .received_samples
             .with_label_values(&[tenant])
@@ -214,15 +293,35 @@ impl Distributor {
             if series.samples.is_empty() {
                 continue;
             }
-            let (ok, errors) = validate_series(series, &self.limits, now_ms);
+            let exemplars = series.exemplars.len();
+            let (ok, errors) = validate_series(series, &limits, now_ms);
             for e in errors {
                 record_error(e, tenant);
             }
             if let Some(series) = ok {
+                validated_samples += series.samples.len();
+                validated_exemplars += exemplars;
                 valid.push(series);
             }
         }
         let mut rejected: Vec<(String, usize)> = first_errors.into_values().collect();
+
+        // The ingestion rate limit, on what passed validation, as Mimir counts it.
+        let items = validated_samples + validated_exemplars + metadata;
+        let decision = self.ingestion_limiter.allow_n(
+            tenant,
+            std::time::Instant::now(),
+            self.local_rate(limits.ingestion_rate),
+            limits.ingestion_burst_size,
+            items,
+        );
+        if decision != Decision::Allowed {
+            self.discarded
+                .add("rate_limited", tenant, validated_samples);
+            return Err(PushError::RateLimited(ingestion_rate_message(
+                tenant, &limits, decision, items,
+            )));
+        }
 
         // Place each series on its replicas.
         let members = self.ring.members().len();
@@ -393,4 +492,37 @@ impl Distributor {
             .with_label_values(&[code.as_str()])
             .observe(seconds);
     }
+}
+
+/// Mimir's ingestion rate message, with the tenant first.
+fn ingestion_rate_message(
+    tenant: &str,
+    limits: &LimitsConfig,
+    decision: Decision,
+    items: usize,
+) -> String {
+    let text = if decision == Decision::OverBurst {
+        per_tenant_limit_message(
+            &format!("the request has been rejected because the tenant exceeded the ingestion burst size limit, set to {}, with {items} items. This limit is applied on the total number of samples, exemplars and metadata received across all distributors", limits.ingestion_burst_size),
+            "err-strata-tenant-max-ingestion-rate",
+            &[flags::INGESTION_BURST_SIZE],
+        )
+    } else {
+        per_tenant_limit_message(
+            &format!("the request has been rejected because the tenant exceeded the ingestion rate limit, set to {} items/s with a maximum allowed burst of {}. This limit is applied on the total number of samples, exemplars and metadata received across all distributors", limits.ingestion_rate, limits.ingestion_burst_size),
+            "err-strata-tenant-max-ingestion-rate",
+            &[flags::INGESTION_RATE, flags::INGESTION_BURST_SIZE],
+        )
+    };
+    format!("tenant {tenant}: {text}")
+}
+
+/// Mimir's request rate message, with the tenant first.
+fn request_rate_message(tenant: &str, limits: &LimitsConfig, burst: usize) -> String {
+    let text = per_tenant_limit_message(
+        &format!("the request has been rejected because the tenant exceeded the request rate limit, set to {} requests/s across all distributors with a maximum allowed burst of {burst}", limits.request_rate),
+        "err-strata-tenant-max-request-rate",
+        &[flags::REQUEST_RATE, flags::REQUEST_BURST_SIZE],
+    );
+    format!("tenant {tenant}: {text}")
 }

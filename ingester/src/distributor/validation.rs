@@ -248,6 +248,7 @@ mod tests {
             max_label_value_length: 10,
             creation_grace_period: "10m".parse().unwrap(),
             past_grace_period: "0".parse().unwrap(),
+            ..LimitsConfig::from_flag_defaults().unwrap()
         }
     }
 
@@ -267,6 +268,7 @@ mod tests {
                     timestamp: *t,
                 })
                 .collect(),
+            ..Default::default()
         }
     }
 

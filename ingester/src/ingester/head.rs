@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 
 use strata_shared::block::SeriesSamples;
-use strata_shared::labels::{stable_hash_byte_pairs, Labels};
+use strata_shared::labels::{stable_hash_byte_pairs, Labels, METRIC_NAME};
+use strata_shared::overrides::{flags, per_tenant_limit_message};
 use strata_shared::query::{matches_all, LabelMatcher};
 
 use super::chunk::XorChunk;
@@ -26,6 +27,36 @@ pub enum AppendError {
     OutOfOrder,
     Duplicate,
     OutOfBounds,
+    /// A new series over the tenant's series limit (`global`, and this ingester's share `local`).
+    PerUserSeriesLimit {
+        global: usize,
+        local: usize,
+    },
+    /// A new series over the metric's series limit.
+    PerMetricSeriesLimit {
+        global: usize,
+        local: usize,
+    },
+}
+
+/// A tenant's series limits on this ingester; 0 is unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SeriesLimits {
+    /// `-ingester.max-global-series-per-user` and this ingester's share of it.
+    pub global_per_user: usize,
+    pub local_per_user: usize,
+    /// `-ingester.max-global-series-per-metric` and this ingester's share of it.
+    pub global_per_metric: usize,
+    pub local_per_metric: usize,
+}
+
+impl SeriesLimits {
+    pub const UNLIMITED: Self = Self {
+        global_per_user: 0,
+        local_per_user: 0,
+        global_per_metric: 0,
+        local_per_metric: 0,
+    };
 }
 
 impl AppendError {
@@ -35,6 +66,8 @@ impl AppendError {
             Self::OutOfOrder => "sample-out-of-order",
             Self::Duplicate => "new-value-for-timestamp",
             Self::OutOfBounds => "sample-out-of-bounds",
+            Self::PerUserSeriesLimit { .. } => "per_user_series_limit",
+            Self::PerMetricSeriesLimit { .. } => "per_metric_series_limit",
         }
     }
 
@@ -49,6 +82,12 @@ impl AppendError {
             Self::OutOfBounds => format!(
                 "out of bounds: the sample has been rejected because its timestamp is older than the head's lower bound {} ({lower_bound}) (err-strata-sample-timestamp-too-old). The affected sample has timestamp {when} ({timestamp}) and is from series {labels}",
                 crate::distributor::validation::format_ms(lower_bound)),
+            Self::PerUserSeriesLimit { global, local } => format!(
+                "{} This is for series {labels} (this ingester's share of the limit: {local}, the global limit times the replication factor divided by the ingesters)",
+                per_tenant_limit_message(&format!("per-user series limit of {global} exceeded"), "err-strata-max-series-per-user", &[flags::MAX_SERIES_PER_USER])),
+            Self::PerMetricSeriesLimit { global, local } => format!(
+                "{} This is for series {labels} (this ingester's share of the limit: {local}, the global limit times the replication factor divided by the ingesters)",
+                per_tenant_limit_message(&format!("per-metric series limit of {global} exceeded"), "err-strata-max-series-per-metric", &[flags::MAX_SERIES_PER_METRIC])),
         }
     }
 }
@@ -81,6 +120,8 @@ pub struct SeriesAppend {
 #[derive(Debug, Default)]
 pub struct TenantHead {
     by_hash: HashMap<u64, Vec<usize>>,
+    /// Series per metric name, for the per-metric series limit.
+    by_metric: HashMap<String, usize>,
     series: Vec<Option<HeadSeries>>,
     free: Vec<usize>,
     active: usize,
@@ -125,17 +166,48 @@ impl TenantHead {
         self.samples
     }
 
-    /// `labels` must be sorted and unique, as the distributor leaves them.
-    fn find_or_create(&mut self, labels: &[pb::LabelBytes]) -> usize {
+    /// The series with these labels, if the head has it. `labels` must be sorted and unique,
+    /// as the distributor leaves them.
+    fn find(&self, labels: &[pb::LabelBytes], hash: u64) -> Option<usize> {
         let pairs = || labels.iter().map(|l| (&l.name[..], &l.value[..]));
-        let hash = stable_hash_byte_pairs(pairs());
-        if let Some(ids) = self.by_hash.get(&hash) {
-            for &id in ids {
-                if matches!(&self.series[id], Some(s) if s.labels.eq_pairs(pairs())) {
-                    return id;
-                }
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|&id| matches!(&self.series[id], Some(s) if s.labels.eq_pairs(pairs())))
+    }
+
+    /// Whether a new series with these labels would break a series limit (Mimir's
+    /// `series < limit` rule: the limit-th series is the last one accepted).
+    fn check_new_series(
+        &self,
+        labels: &[pb::LabelBytes],
+        limits: &SeriesLimits,
+    ) -> Option<AppendError> {
+        if limits.local_per_user > 0 && self.active >= limits.local_per_user {
+            return Some(AppendError::PerUserSeriesLimit {
+                global: limits.global_per_user,
+                local: limits.local_per_user,
+            });
+        }
+        if limits.local_per_metric > 0 {
+            let name = labels
+                .iter()
+                .find(|l| &l.name[..] == METRIC_NAME.as_bytes())
+                .map(|l| String::from_utf8_lossy(&l.value))
+                .unwrap_or_default();
+            let count = self.by_metric.get(name.as_ref()).copied().unwrap_or(0);
+            if count >= limits.local_per_metric {
+                return Some(AppendError::PerMetricSeriesLimit {
+                    global: limits.global_per_metric,
+                    local: limits.local_per_metric,
+                });
             }
         }
+        None
+    }
+
+    fn create(&mut self, labels: &[pb::LabelBytes], hash: u64) -> usize {
         let series = HeadSeries {
             labels: from_proto_labels(labels),
             chunk: XorChunk::new(),
@@ -143,6 +215,10 @@ impl TenantHead {
             last_timestamp: i64::MIN,
             last_value_bits: 0,
         };
+        *self
+            .by_metric
+            .entry(series.labels.metric_name().to_string())
+            .or_default() += 1;
         let id = match self.free.pop() {
             Some(id) => {
                 self.series[id] = Some(series);
@@ -158,11 +234,24 @@ impl TenantHead {
         id
     }
 
-    /// Appends samples (in the order given) to the series with these labels.
+    /// Appends samples (in the order given) to the series with these labels, without series
+    /// limits (WAL replay, tests).
     pub fn append(
         &mut self,
         labels: &[pb::LabelBytes],
         samples: &[ingester_pb::Sample],
+    ) -> SeriesAppend {
+        self.append_limited(labels, samples, &SeriesLimits::UNLIMITED)
+    }
+
+    /// Appends samples (in the order given) to the series with these labels. A series the
+    /// head does not have yet is refused whole when it would break `limits`; series already in
+    /// the head are never refused by them.
+    pub fn append_limited(
+        &mut self,
+        labels: &[pb::LabelBytes],
+        samples: &[ingester_pb::Sample],
+        limits: &SeriesLimits,
     ) -> SeriesAppend {
         let mut out = SeriesAppend::default();
         let lower = self.lower_bound();
@@ -173,7 +262,19 @@ impl TenantHead {
             }
             return out;
         }
-        let id = self.find_or_create(labels);
+        let hash = stable_hash_byte_pairs(labels.iter().map(|l| (&l.name[..], &l.value[..])));
+        let id = match self.find(labels, hash) {
+            Some(id) => id,
+            None => {
+                if let Some(error) = self.check_new_series(labels, limits) {
+                    if let Some(first) = samples.first() {
+                        out.rejected = Some((error, first.timestamp, samples.len()));
+                    }
+                    return out;
+                }
+                self.create(labels, hash)
+            }
+        };
         let mut max_time = self.max_time;
         let Some(series) = self.series[id].as_mut() else {
             return out;
@@ -267,6 +368,12 @@ impl TenantHead {
             }
             if series.chunk.is_empty() && series.last_timestamp < before {
                 let hash = series.labels.stable_hash();
+                if let Some(count) = self.by_metric.get_mut(series.labels.metric_name()) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.by_metric.remove(series.labels.metric_name());
+                    }
+                }
                 self.series[id] = None;
                 self.free.push(id);
                 self.active -= 1;
@@ -457,6 +564,59 @@ mod tests {
         let r = head.append(&other, &[s(1000, 1.0)]);
         assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::OutOfBounds));
         assert_eq!(head.active_series(), 1);
+    }
+
+    #[test]
+    fn series_limits_refuse_only_new_series() {
+        let mut head = TenantHead::new();
+        let limits = SeriesLimits {
+            global_per_user: 3,
+            local_per_user: 3,
+            global_per_metric: 2,
+            local_per_metric: 2,
+        };
+        let l = |name: &str, i: &str| {
+            to_proto_labels(&Labels::from_pairs([("__name__", name), ("i", i)]))
+        };
+        assert!(head
+            .append_limited(&l("a", "1"), &[s(1, 1.0)], &limits)
+            .rejected
+            .is_none());
+        assert!(head
+            .append_limited(&l("a", "2"), &[s(1, 1.0)], &limits)
+            .rejected
+            .is_none());
+        // A third series of metric a: over the per-metric limit, both samples refused.
+        let r = head.append_limited(&l("a", "3"), &[s(1, 1.0), s(2, 1.0)], &limits);
+        let (error, _, count) = r.rejected.unwrap();
+        assert_eq!(error.reason(), "per_metric_series_limit");
+        assert_eq!(count, 2);
+        assert!(error
+            .message(&Labels::from_pairs([("__name__", "a")]), 1, 0)
+            .contains("per-metric series limit of 2 exceeded (err-strata-max-series-per-metric)"));
+        assert!(head
+            .append_limited(&l("b", "1"), &[s(1, 1.0)], &limits)
+            .rejected
+            .is_none());
+        // Three series: the tenant is full.
+        let r = head.append_limited(&l("c", "1"), &[s(1, 1.0)], &limits);
+        assert_eq!(r.rejected.unwrap().0.reason(), "per_user_series_limit");
+        assert_eq!(head.active_series(), 3);
+        // Existing series keep flowing.
+        let r = head.append_limited(&l("a", "1"), &[s(2, 2.0)], &limits);
+        assert!(r.rejected.is_none());
+        assert_eq!(r.accepted.len(), 1);
+        // Once a series is cut away, there is room again.
+        head.cut_before(2);
+        assert_eq!(head.active_series(), 1);
+        assert!(head
+            .append_limited(&l("c", "1"), &[s(3, 1.0)], &limits)
+            .rejected
+            .is_none());
+        assert!(head
+            .append_limited(&l("a", "9"), &[s(3, 1.0)], &limits)
+            .rejected
+            .is_none());
     }
 
     #[test]

@@ -24,11 +24,12 @@ use object_store::ObjectStore;
 use prost::Message;
 use strata_shared::block::{encode_block, BlockDescriptor, SeriesSamples};
 use strata_shared::metrics::DiscardedSamples;
+use strata_shared::overrides::{local_series_limit, Overrides};
 use strata_shared::proto::ingester::{PushRequest, PushResponse, SampleError, Series};
 use strata_shared::storage::TsdbConfig;
 use tokio::sync::{Mutex, RwLock};
 
-use self::head::{from_proto_labels, CutSeries, TenantHead};
+use self::head::{from_proto_labels, CutSeries, SeriesLimits, TenantHead};
 use self::metrics::IngesterMetrics;
 use self::shipper::Shipper;
 use self::wal::{Wal, WalMetrics, WalOptions};
@@ -65,6 +66,44 @@ struct Tenant {
     cutting: Vec<Arc<Vec<CutSeries>>>,
 }
 
+/// Turns a tenant's global series limits into this ingester's share, as Mimir's limiter: the
+/// global limit times the replication factor, divided by the ingesters in the ring.
+#[derive(Debug, Clone)]
+pub struct SeriesLimiter {
+    overrides: Arc<Overrides>,
+    replication_factor: usize,
+    ingesters: usize,
+}
+
+impl SeriesLimiter {
+    /// `ingesters`: the ring's members (`-ingester.ring.static-members`, 1 when empty).
+    pub fn new(overrides: Arc<Overrides>, replication_factor: usize, ingesters: usize) -> Self {
+        Self {
+            overrides,
+            replication_factor,
+            ingesters,
+        }
+    }
+
+    pub fn for_tenant(&self, tenant: &str) -> SeriesLimits {
+        let limits = self.overrides.tenant(tenant);
+        SeriesLimits {
+            global_per_user: limits.max_global_series_per_user,
+            local_per_user: local_series_limit(
+                limits.max_global_series_per_user,
+                self.replication_factor,
+                self.ingesters,
+            ),
+            global_per_metric: limits.max_global_series_per_metric,
+            local_per_metric: local_series_limit(
+                limits.max_global_series_per_metric,
+                self.replication_factor,
+                self.ingesters,
+            ),
+        }
+    }
+}
+
 /// One ingester.
 #[derive(Debug)]
 pub struct Ingester {
@@ -77,6 +116,7 @@ pub struct Ingester {
     shipper: Arc<Shipper>,
     metrics: IngesterMetrics,
     discarded: DiscardedSamples,
+    limiter: SeriesLimiter,
     stopping: std::sync::atomic::AtomicBool,
     /// Woken by a push that closed a range, so a backfill is cut as it goes, not a minute later.
     cut_wanted: tokio::sync::Notify,
@@ -99,6 +139,7 @@ impl Ingester {
         store: Arc<dyn ObjectStore>,
         registry: &prometheus::Registry,
         discarded: DiscardedSamples,
+        limiter: SeriesLimiter,
     ) -> anyhow::Result<Arc<Self>> {
         let dir = PathBuf::from(&config.dir);
         let wal_dir = dir.join("wal");
@@ -130,6 +171,7 @@ impl Ingester {
             shipper,
             metrics,
             discarded,
+            limiter,
             stopping: std::sync::atomic::AtomicBool::new(false),
             cut_wanted: tokio::sync::Notify::new(),
         });
@@ -198,6 +240,7 @@ impl Ingester {
         }
         let tenant_id = request.tenant.clone();
         let tenant = self.tenant(&tenant_id).await;
+        let limits = self.limiter.for_tenant(&tenant_id);
         let mut errors: HashMap<&'static str, SampleError> = HashMap::new();
         let mut accepted_samples = 0u64;
         let wal_done = {
@@ -209,7 +252,9 @@ impl Ingester {
             };
             for series in request.series {
                 let lower = tenant.head.lower_bound();
-                let result = tenant.head.append(&series.labels, &series.samples);
+                let result = tenant
+                    .head
+                    .append_limited(&series.labels, &series.samples, &limits);
                 if let Some((error, timestamp, count)) = result.rejected {
                     self.discarded.add(error.reason(), &tenant_id, count);
                     errors

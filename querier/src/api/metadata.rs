@@ -116,7 +116,7 @@ pub(crate) async fn series(
                 ..meta.base.clone()
             };
             all.extend(
-                state
+                request
                     .source
                     .series(&select)
                     .await
@@ -162,7 +162,7 @@ pub(crate) async fn labels(
                 ..meta.base.clone()
             };
             names.extend(
-                state
+                request
                     .source
                     .label_names(&select)
                     .await
@@ -215,7 +215,7 @@ pub(crate) async fn label_values(
                 ..meta.base.clone()
             };
             values.extend(
-                state
+                request
                     .source
                     .label_values(&name, &select)
                     .await

@@ -16,18 +16,22 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::get;
 use axum::Router;
+use strata_shared::limits::LimitsConfig;
+use strata_shared::overrides::Overrides;
 use strata_shared::query::SeriesSource;
 use strata_shared::tenant::{resolve_tenant, ORG_ID_HEADER};
 
 use self::params::Params;
 use self::response::ApiError;
 use crate::engine::Engine;
+use crate::limits::QueryLimiter;
 
 /// What every handler needs.
 #[derive(Clone)]
 pub struct ApiState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) source: Arc<dyn SeriesSource>,
+    pub(crate) overrides: Arc<Overrides>,
     pub(crate) multitenancy_enabled: bool,
     /// The querier's own limit, the ceiling of a request's `timeout` parameter.
     pub(crate) default_timeout: std::time::Duration,
@@ -46,12 +50,14 @@ impl ApiState {
     pub fn new(
         engine: Arc<Engine>,
         source: Arc<dyn SeriesSource>,
+        overrides: Arc<Overrides>,
         multitenancy_enabled: bool,
         default_timeout: std::time::Duration,
     ) -> Self {
         Self {
             engine,
             source,
+            overrides,
             multitenancy_enabled,
             default_timeout,
         }
@@ -72,10 +78,13 @@ impl ApiState {
     }
 }
 
-/// One parsed request: its tenant and parameters.
+/// One parsed request: its tenant, its limits, its parameters, and the data source under the
+/// tenant's query limits (counting across the whole request).
 pub(crate) struct ApiRequest {
     pub(crate) tenant: String,
+    pub(crate) limits: Arc<LimitsConfig>,
     pub(crate) params: Params,
+    pub(crate) source: Arc<dyn SeriesSource>,
 }
 
 impl ApiState {
@@ -89,9 +98,17 @@ impl ApiState {
         let content_type = headers
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
+        let limits = self.overrides.tenant(&tenant);
+        let source = Arc::new(QueryLimiter::new(
+            self.source.clone(),
+            limits.clone(),
+            query::now_ms(),
+        ));
         Ok(ApiRequest {
             tenant,
+            limits,
             params: Params::parse(uri.query(), content_type, body),
+            source,
         })
     }
 }

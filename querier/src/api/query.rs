@@ -12,11 +12,38 @@ use super::response::{
 };
 use super::ApiState;
 use crate::engine::{EngineError, QueryOutput, Value};
+use strata_shared::overrides::{flags, per_tenant_limit_message};
+
+/// A duration in milliseconds as Go prints a `time.Duration` (`721h0m0s`, `1m30s`, `500ms`),
+/// for Mimir's messages.
+pub(crate) fn go_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    if ms < 1000 {
+        return format!("{sign}{ms}ms");
+    }
+    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let seconds = if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
+    };
+    if h > 0 {
+        format!("{sign}{h}h{m}m{seconds}")
+    } else if m > 0 {
+        format!("{sign}{m}m{seconds}")
+    } else {
+        format!("{sign}{seconds}")
+    }
+}
 
 /// Prometheus' cap on points per series in a range query.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -76,7 +103,7 @@ pub(crate) async fn instant(
             limit,
             state
                 .engine
-                .instant_query(state.source.as_ref(), &request.tenant, &query, time),
+                .instant_query(request.source.as_ref(), &request.tenant, &query, time),
         )
         .instrument(span)
         .await?;
@@ -115,13 +142,25 @@ pub(crate) async fn range(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".to_string(),
             ));
         }
+        let max_length = request.limits.max_total_query_length;
+        if !max_length.0.is_zero() && end - start > max_length.as_millis_i64() {
+            return Err(ApiError::bad_data(per_tenant_limit_message(
+                &format!(
+                    "the total query time range exceeds the limit (query length: {}, limit: {})",
+                    go_duration(end - start),
+                    go_duration(max_length.as_millis_i64())
+                ),
+                "err-strata-max-total-query-length",
+                &[flags::MAX_TOTAL_QUERY_LENGTH],
+            )));
+        }
         let query = params.get("query").unwrap_or("").to_string();
         let limit = timeout(&state, params)?;
         let span = tracing::info_span!("query_range", tenant = %request.tenant, query = %query, start, end, step);
         let output = with_timeout(
             limit,
             state.engine.range_query(
-                state.source.as_ref(),
+                request.source.as_ref(),
                 &request.tenant,
                 &query,
                 start,
@@ -207,4 +246,19 @@ pub(crate) fn render(output: &QueryOutput) -> Response {
     }
     data.push('}');
     success(&data, &output.warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn durations_print_as_go_does() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(500), "500ms");
+        assert_eq!(go_duration(90_000), "1m30s");
+        assert_eq!(go_duration(3_600_000), "1h0m0s");
+        assert_eq!(go_duration(721 * 3_600_000), "721h0m0s");
+        assert_eq!(go_duration(1_500), "1.5s");
+    }
 }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Hot-path cost of the per-tenant limits: the same strata-loadgen push into Strata (-target=all)
+# with limits off and on, one after the other, reporting samples per Strata CPU-second and the
+# push latency p50/p99 the load generator saw (first attempts answered 2xx).
+#
+#   bench/limits.sh                 # 4 hosts x 2 h (about 2 k series, 1 M samples), 3 runs each
+#   bench/limits.sh --hosts 20 --hours 4 --runs 5
+#
+# "off" is BASE_BIN when set (a Strata build without the limits, e.g. main before them);
+# otherwise STRATA_BIN with every limit out of the way (huge rates, series limits 0, no
+# runtime config). "on" is STRATA_BIN with a runtime config that overrides the tenant
+# (ingestion rate and burst far above the load, series limits per user and per metric set but
+# not reached), so every push goes through the override lookup, the token bucket and the
+# series-limit checks. Both modes push to tenant "bench". CPU is the Strata process's
+# utime+stime from /proc (distributor and ingester: it is one process with -target=all).
+#
+# Say which build the binaries are: debug numbers are not benchmark numbers.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+HOSTS=4
+HOURS=2
+RUNS=3
+CONCURRENCY=4
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hosts) HOSTS="$2"; shift ;;
+    --hours) HOURS="$2"; shift ;;
+    --runs) RUNS="$2"; shift ;;
+    --concurrency) CONCURRENCY="$2"; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "bench/limits.sh: unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+STRATA_BIN="${STRATA_BIN:-$ROOT/target/release/strata}"
+BASE_BIN="${BASE_BIN:-}"
+LOADGEN_BIN="${LOADGEN_BIN:-$ROOT/target/release/strata-loadgen}"
+for b in "$STRATA_BIN" "$LOADGEN_BIN" ${BASE_BIN:+"$BASE_BIN"}; do
+  [ -x "$b" ] || { echo "bench/limits.sh: no binary at $b (set STRATA_BIN, BASE_BIN, LOADGEN_BIN)" >&2; exit 1; }
+done
+
+WORK="$(mktemp -d /tmp/strata-limits-bench.XXXXXX)"
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+TICKS="$(getconf CLK_TCK)"
+# A free port below the ephemeral range.
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$(( 20000 + RANDOM % 12000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "no free port" >&2; exit 1
+}
+
+cat >"$WORK/runtime.yaml" <<EOF
+overrides:
+  bench:
+    ingestion_rate: 100000000
+    ingestion_burst_size: 100000000
+    max_global_series_per_user: 10000000
+    max_global_series_per_metric: 1000000
+EOF
+
+run_once() { # mode run
+  local mode="$1" run="$2" bin="$STRATA_BIN" port grpc dir
+  port="$(free_port)"; grpc="$(free_port)"; dir="$WORK/$mode-$run"
+  mkdir -p "$dir"
+  local flags=(-server.http-listen-port="$port" -server.grpc-listen-port="$grpc"
+    -blocks-storage.tsdb.dir="$dir/tsdb" -blocks-storage.filesystem.dir="$dir/blocks" -log.level=warn)
+  if [ "$mode" = off ]; then
+    if [ -n "$BASE_BIN" ]; then
+      bin="$BASE_BIN"
+    else
+      flags+=(-distributor.ingestion-rate-limit=1e15 -distributor.ingestion-burst-size=1000000000000
+        -ingester.max-global-series-per-user=0 -ingester.max-global-series-per-metric=0)
+    fi
+  else
+    flags+=(-distributor.ingestion-rate-limit=1e15 -distributor.ingestion-burst-size=1000000000000
+      -runtime-config.file="$WORK/runtime.yaml")
+  fi
+  "$bin" "${flags[@]}" >"$dir/strata.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 600); do
+    curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+    kill -0 "$PID" 2>/dev/null || { cat "$dir/strata.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  local before after summary
+  before="$(cpu_ticks "$PID")"
+  summary="$("$LOADGEN_BIN" --url "http://127.0.0.1:$port/api/v1/push" --tenant bench \
+    --hosts "$HOSTS" --hours "$HOURS" --concurrency "$CONCURRENCY" --pregenerate | grep 'summary:')"
+  after="$(cpu_ticks "$PID")"
+  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  local acked p50 p99 cpu
+  acked="$(sed -n 's/.* samples_acked=\([0-9]*\).*/\1/p' <<<"$summary")"
+  p50="$(sed -n 's/.* push_p50_ms=\([0-9.]*\).*/\1/p' <<<"$summary")"
+  p99="$(sed -n 's/.* push_p99_ms=\([0-9.]*\).*/\1/p' <<<"$summary")"
+  cpu="$(awk -v a="$after" -v b="$before" -v t="$TICKS" 'BEGIN { printf "%.2f", (a - b) / t }')"
+  awk -v m="$mode" -v r="$run" -v s="$acked" -v c="$cpu" -v p50="${p50:-?}" -v p99="${p99:-?}" \
+    'BEGIN { printf "%-4s run %d: %9d samples, %6.2f CPU-s, %9.0f samples/CPU-s, push p50 %s ms, p99 %s ms\n", m, r, s, c, (c > 0 ? s / c : 0), p50, p99 }'
+}
+
+echo "strata (on): $STRATA_BIN; off: ${BASE_BIN:-same binary, limits out of the way}; loadgen: $LOADGEN_BIN"
+echo "workload: $HOSTS hosts x $HOURS h, concurrency $CONCURRENCY, $RUNS runs per mode, alternating"
+for run in $(seq "$RUNS"); do
+  run_once off "$run"
+  run_once on "$run"
+done
