@@ -248,6 +248,9 @@ mod tests {
             max_label_value_length: 10,
             creation_grace_period: "10m".parse().unwrap(),
             past_grace_period: "0".parse().unwrap(),
+            accept_ha_samples: false,
+            ha_cluster_label: "cluster".into(),
+            ha_replica_label: "__replica__".into(),
         }
     }
 
