@@ -8,7 +8,7 @@
 //! replica's samples are stored, once, without the replica label; after the elected
 //! Prometheus is SIGKILLed the other one's samples are accepted after the failover timeout
 //! (decided by its distributor, learned by the other through the etcd watch), with no
-//! duplicated or interleaved timestamps and a bounded gap; with etcd stopped (SIGSTOP, then
+//! duplicated or interleaved timestamps and a gap of about the failover timeout; with etcd stopped (SIGSTOP, then
 //! SIGKILL) pushes keep being accepted and data keeps arriving, and both distributors pick
 //! the store up again when it is back.
 
@@ -124,11 +124,19 @@ fn max_gap(ts: &[i64]) -> i64 {
     ts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
 }
 
-/// No gap in `stored` longer than the failover timeout plus one scrape interval, and as many
-/// series in Strata as in the Prometheus whose samples it has.
+/// The longest gap allowed in the stored samples: the failover timeout, one scrape interval,
+/// and one more for remote write's batching: the failover happens a failover timeout after
+/// the dead replica's last push arrived (up to a batch deadline after its last sample), and
+/// the survivor's first accepted push holds only what it scraped since its previous push.
+/// Measured: 4.97 s and 5.81 s with a 5 s failover timeout. Each etcd outage lasts longer
+/// than this, so a stop of ingestion during one would show.
+const MAX_GAP_MS: i64 = FAILOVER_MS + 2 * SCRAPE_MS;
+
+/// No gap in `stored` longer than [`MAX_GAP_MS`], and as many series in Strata as in the
+/// Prometheus whose samples it has.
 fn assert_one_replica_stored(stored: &[i64], strata_port: u16, prom_port: u16, at: i64) {
     assert!(
-        max_gap(stored) <= FAILOVER_MS + SCRAPE_MS,
+        max_gap(stored) <= MAX_GAP_MS,
         "gap of {} ms in {stored:?}",
         max_gap(stored)
     );
@@ -428,11 +436,11 @@ remote_write:
             !watch_healthy(&strata_a) && !watch_healthy(&strata_b)
         });
         let noticed = now_ms() - began;
-        // Longer than the failover timeout without the store.
+        // Longer than the failover timeout (and than any gap allowed) without the store.
         wait_until("data to keep arriving without etcd", || {
             up_samples(query_port, now_ms(), 10)
                 .last()
-                .is_some_and(|t| *t > began + FAILOVER_MS + 2_000)
+                .is_some_and(|t| *t > began + MAX_GAP_MS + 1_000)
         });
         let accepted = ok_pushes(other.strata) - oks;
         assert!(
@@ -481,7 +489,7 @@ remote_write:
     }
 
     // Over the whole run: one series, no duplicated timestamps, every sample after the
-    // switch from the survivor, no gap longer than the failover timeout plus a scrape.
+    // switch from the survivor, no gap longer than MAX_GAP_MS.
     let at = now_ms() - 1_000;
     let window = ((at - started) / 1000 + 5) as u32;
     let stored = up_samples(query_port, at, window);
