@@ -1,4 +1,5 @@
-//! Generates the remote-write, ingester and query gRPC types from our own `.proto` files.
+//! Generates the remote-write, ingester and query gRPC types, and the etcd v3 client the HA
+//! tracker uses, from our own `.proto` files.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     std::env::set_var("PROTOC", protoc);
@@ -12,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/remote_write.proto",
                 "proto/ingester.proto",
                 "proto/query.proto",
+                "proto/etcd.proto",
             ],
             &["proto"],
         )?;

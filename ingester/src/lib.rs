@@ -70,4 +70,6 @@ pub struct DistributorConfig {
         default_value = "2s"
     )]
     pub remote_timeout: strata_shared::duration::ConfigDuration,
+    #[command(flatten)]
+    pub ha_tracker: distributor::ha_tracker::HaTrackerConfig,
 }

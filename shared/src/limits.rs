@@ -119,4 +119,28 @@ pub struct LimitsConfig {
         default_value = "0"
     )]
     pub past_grace_period: ConfigDuration,
+    /// Deduplicate samples from Prometheus HA pairs for every tenant: of the replicas sending the same cluster label, accept one (needs -distributor.ha-tracker.enable).
+    #[arg(
+        long = "distributor.ha-tracker.enable-for-all-users",
+        id = "limits.accept_ha_samples",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub accept_ha_samples: bool,
+    /// Label that names a Prometheus HA cluster (kept on the stored series).
+    #[arg(
+        long = "distributor.ha-tracker.cluster",
+        id = "limits.ha_cluster_label",
+        default_value = "cluster"
+    )]
+    pub ha_cluster_label: String,
+    /// Label that names the replica within a Prometheus HA cluster (removed before storing).
+    #[arg(
+        long = "distributor.ha-tracker.replica",
+        id = "limits.ha_replica_label",
+        default_value = "__replica__"
+    )]
+    pub ha_replica_label: String,
 }

@@ -1,4 +1,5 @@
-//! Generated protocol types: Prometheus remote-write 1.0, the ingester and query gRPC services.
+//! Generated protocol types: Prometheus remote-write 1.0, the ingester and query gRPC services,
+//! etcd's v3 KV and Watch services.
 
 #![allow(missing_debug_implementations, unreachable_pub, clippy::all)]
 
@@ -17,6 +18,11 @@ pub mod strata {
     pub mod query {
         tonic::include_proto!("strata.query");
     }
+}
+
+/// `etcdserverpb.*`: the subset of etcd's v3 API the distributors' HA tracker uses.
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
 }
 
 pub use self::strata::{ingester, query};

@@ -8,6 +8,7 @@ mod bad_input;
 mod block_cutting;
 mod cluster;
 mod fixtures;
+mod ha_tracker;
 mod limits;
 mod open_format;
 mod prometheus_remote_write;

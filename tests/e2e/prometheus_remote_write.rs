@@ -9,7 +9,7 @@ use strata_shared::labels::Labels;
 use crate::fixtures::*;
 
 /// Parses Prometheus' JSON timestamp (float seconds) into exact milliseconds.
-fn parse_ts(v: &serde_json::Value) -> i64 {
+pub(crate) fn parse_ts(v: &serde_json::Value) -> i64 {
     let text = match v {
         serde_json::Value::Number(n) => n.to_string(),
         other => panic!("timestamp is not a number: {other}"),

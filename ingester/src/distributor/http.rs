@@ -1,4 +1,4 @@
-//! HTTP endpoints of the distributor: remote-write push and the ring status page.
+//! HTTP endpoints of the distributor: remote-write push, the ring and HA tracker status pages.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,17 +13,19 @@ use prost::Message;
 use strata_shared::proto::prometheus::WriteRequestBytes;
 use strata_shared::tenant::{resolve_tenant, TenantError, ORG_ID_HEADER};
 
+use super::ha_tracker::HaError;
 use super::{Distributor, PushError};
 use crate::ingester::now_ms;
 
 /// Routes: `POST /api/v1/push`, `POST /api/prom/push` (Mimir's older path), `GET /ring`,
-/// `GET /distributor/ring`.
+/// `GET /distributor/ring`, `GET /distributor/ha_tracker`.
 pub fn routes(distributor: Arc<Distributor>) -> Router {
     Router::new()
         .route("/api/v1/push", post(push))
         .route("/api/prom/push", post(push))
         .route("/ring", get(ring))
         .route("/distributor/ring", get(ring))
+        .route("/distributor/ha_tracker", get(ha_tracker))
         .with_state(distributor)
 }
 
@@ -107,7 +109,24 @@ async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body)
             tracing::debug!(%message, "push rate limited");
             error(StatusCode::TOO_MANY_REQUESTS, message)
         }
+        Err(PushError::Ha(HaError::Deduplicated(message))) => error(StatusCode::ACCEPTED, message),
+        Err(PushError::Ha(HaError::Unavailable(message))) => {
+            tracing::warn!(%message, "push refused by the HA tracker");
+            error(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
     }
+}
+
+async fn ha_tracker(
+    State(distributor): State<Arc<Distributor>>,
+    Query(q): Query<RingQuery>,
+    headers: HeaderMap,
+) -> Response {
+    super::ha_tracker::http::page(
+        distributor.ha_tracker().map(|t| t.as_ref()),
+        wants_json(q.format.as_deref(), &headers),
+        now_ms(),
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -122,12 +141,7 @@ async fn ring(
 ) -> Response {
     let ring = distributor.ring();
     let status = ring.status();
-    let wants_json = q.format.as_deref() == Some("json")
-        || headers
-            .get("accept")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("application/json"));
-    if wants_json {
+    if wants_json(q.format.as_deref(), &headers) {
         return Json(serde_json::json!({
             "replicationFactor": ring.replication_factor(),
             "quorum": ring.quorum(),
@@ -155,7 +169,16 @@ async fn ring(
     .into_response()
 }
 
-fn escape(s: &str) -> String {
+/// `?format=json` or `Accept: application/json`.
+pub(crate) fn wants_json(format: Option<&str>, headers: &HeaderMap) -> bool {
+    format == Some("json")
+        || headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json"))
+}
+
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -1,6 +1,7 @@
 //! The distributor: validates remote-write requests and replicates each series to its
 //! ingesters on the ring, acknowledging once a quorum of them has the series in its WAL.
 
+pub mod ha_tracker;
 pub mod http;
 pub mod peers;
 pub mod rate_limit;
@@ -86,6 +87,9 @@ pub enum PushError {
     /// The tenant is over its ingestion or request rate (429: the sender retries later).
     #[error("{0}")]
     RateLimited(String),
+    /// Dropped by HA deduplication (202), or no HA election possible now (503).
+    #[error(transparent)]
+    Ha(#[from] ha_tracker::HaError),
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +168,7 @@ pub struct Distributor {
     ingesters: Vec<IngesterHandle>,
     metrics: DistributorMetrics,
     discarded: DiscardedSamples,
+    ha_tracker: Option<Arc<ha_tracker::HaTracker>>,
 }
 
 impl Distributor {
@@ -184,6 +189,14 @@ impl Distributor {
             ingesters.len() == ring.members().len(),
             "one ingester handle per ring member is needed"
         );
+        let ha_tracker = if config.ha_tracker.enable_ha_tracker {
+            Some(ha_tracker::HaTracker::from_config(
+                &config.ha_tracker,
+                registry,
+            )?)
+        } else {
+            None
+        };
         Ok(Arc::new(Self {
             config,
             overrides,
@@ -195,7 +208,13 @@ impl Distributor {
             ingesters,
             metrics: DistributorMetrics::new(registry)?,
             discarded,
+            ha_tracker,
         }))
+    }
+
+    /// The HA tracker, when `-distributor.ha-tracker.enable` is on.
+    pub fn ha_tracker(&self) -> Option<&Arc<ha_tracker::HaTracker>> {
+        self.ha_tracker.as_ref()
     }
 
     pub fn ring(&self) -> &Arc<Ring> {
@@ -266,7 +285,7 @@ impl Distributor {
     pub async fn push(
         &self,
         tenant: &str,
-        request: WriteRequestBytes,
+        mut request: WriteRequestBytes,
         now_ms: i64,
     ) -> Result<PushOutcome, PushError> {
         let received: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
@@ -278,6 +297,10 @@ impl Distributor {
             .received_samples
             .with_label_values(&[tenant])
             .inc_by(received as u64);
+        if let Some(ha) = &self.ha_tracker {
+            let limits = ha_tracker::HaLimits::from_limits(&limits);
+            ha.dedupe(tenant, &limits, &mut request, now_ms).await?;
+        }
 
         let mut outcome = PushOutcome::default();
         let mut first_errors: HashMap<&'static str, (String, usize)> = HashMap::new();
