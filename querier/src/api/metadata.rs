@@ -94,6 +94,41 @@ fn truncate<T>(mut values: Vec<T>, limit: usize, warnings: &mut Vec<String>) -> 
     values
 }
 
+impl MetadataRequest {
+    /// Asks `ask` once per `match[]` selector (once with no matchers when there is none) and
+    /// returns the union of the answers, sorted.
+    async fn union<T, F, Fut>(self, ask: F) -> Result<Vec<T>, ApiError>
+    where
+        T: Ord,
+        F: Fn(SelectRequest) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>, strata_shared::query::QueryError>>,
+    {
+        let selectors = if self.selectors.is_empty() {
+            vec![Vec::new()]
+        } else {
+            self.selectors
+        };
+        let mut all = std::collections::BTreeSet::new();
+        for matchers in selectors {
+            let select = SelectRequest {
+                matchers,
+                ..self.base.clone()
+            };
+            all.extend(ask(select).await.map_err(ApiError::from_query)?);
+        }
+        Ok(all.into_iter().collect())
+    }
+}
+
+/// A JSON list of strings, truncated to `limit`.
+fn strings_response(values: Vec<String>, limit: usize) -> Response {
+    let mut warnings = Vec::new();
+    let values = truncate(values, limit, &mut warnings);
+    let mut data = String::new();
+    push_strings(&mut data, values.iter().map(String::as_str));
+    success(&data, &warnings)
+}
+
 /// `GET|POST /api/v1/series`.
 pub(crate) async fn series(
     State(state): State<ApiState>,
@@ -109,22 +144,13 @@ pub(crate) async fn series(
                 "no match[] parameter provided".to_string(),
             ));
         }
-        let mut all = std::collections::BTreeSet::new();
-        for matchers in meta.selectors {
-            let select = SelectRequest {
-                matchers,
-                ..meta.base.clone()
-            };
-            all.extend(
-                request
-                    .source
-                    .series(&select)
-                    .await
-                    .map_err(ApiError::from_query)?,
-            );
-        }
+        let limit = meta.base.limit;
+        let source = &request.source;
+        let all = meta
+            .union(|select| async move { source.series(&select).await })
+            .await?;
         let mut warnings = Vec::new();
-        let series = truncate(all.into_iter().collect(), meta.base.limit, &mut warnings);
+        let series = truncate(all, limit, &mut warnings);
         let mut data = String::from("[");
         for (i, labels) in series.iter().enumerate() {
             if i > 0 {
@@ -150,31 +176,12 @@ pub(crate) async fn labels(
     let result = async {
         let request = state.request(&headers, &uri, &body)?;
         let meta = metadata_request(&request)?;
-        let selectors = if meta.selectors.is_empty() {
-            vec![Vec::new()]
-        } else {
-            meta.selectors
-        };
-        let mut names = std::collections::BTreeSet::new();
-        for matchers in selectors {
-            let select = SelectRequest {
-                matchers,
-                ..meta.base.clone()
-            };
-            names.extend(
-                request
-                    .source
-                    .label_names(&select)
-                    .await
-                    .map_err(ApiError::from_query)?,
-            );
-        }
-        let mut warnings = Vec::new();
-        let names: Vec<String> =
-            truncate(names.into_iter().collect(), meta.base.limit, &mut warnings);
-        let mut data = String::new();
-        push_strings(&mut data, names.iter().map(String::as_str));
-        Ok::<_, ApiError>(success(&data, &warnings))
+        let limit = meta.base.limit;
+        let source = &request.source;
+        let names = meta
+            .union(|select| async move { source.label_names(&select).await })
+            .await?;
+        Ok::<_, ApiError>(strings_response(names, limit))
     }
     .instrument(tracing::info_span!("labels"))
     .await;
@@ -203,31 +210,12 @@ pub(crate) async fn label_values(
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
         }
         let meta = metadata_request(&request)?;
-        let selectors = if meta.selectors.is_empty() {
-            vec![Vec::new()]
-        } else {
-            meta.selectors
-        };
-        let mut values = std::collections::BTreeSet::new();
-        for matchers in selectors {
-            let select = SelectRequest {
-                matchers,
-                ..meta.base.clone()
-            };
-            values.extend(
-                request
-                    .source
-                    .label_values(&name, &select)
-                    .await
-                    .map_err(ApiError::from_query)?,
-            );
-        }
-        let mut warnings = Vec::new();
-        let values: Vec<String> =
-            truncate(values.into_iter().collect(), meta.base.limit, &mut warnings);
-        let mut data = String::new();
-        push_strings(&mut data, values.iter().map(String::as_str));
-        Ok::<_, ApiError>(success(&data, &warnings))
+        let limit = meta.base.limit;
+        let (source, name) = (&request.source, &name);
+        let values = meta
+            .union(|select| async move { source.label_values(name, &select).await })
+            .await?;
+        Ok::<_, ApiError>(strings_response(values, limit))
     }
     .instrument(tracing::info_span!("label_values", name = %name))
     .await;
