@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Hot-path cost of the per-tenant limits: the same strata-loadgen push into Strata (-target=all)
-# with limits off and on, one after the other, reporting samples per Strata CPU-second and the
-# push latency p50/p99 the load generator saw (first attempts answered 2xx).
+# Hot-path cost of the per-tenant limits and of HA-pair deduplication: the same strata-loadgen
+# push into Strata (-target=all) in each mode, modes alternating run by run, reporting samples
+# stored per Strata CPU-second and the push latency p50/p99 the load generator saw (first
+# attempts answered 2xx).
 #
 #   bench/limits.sh                 # 4 hosts x 2 h (about 2 k series, 1 M samples), 3 runs each
-#   bench/limits.sh --hosts 20 --hours 4 --runs 5
+#   bench/limits.sh --hosts 20 --hours 4 --runs 5 --modes "off on pair"
 #
-# "off" is BASE_BIN when set (a Strata build without the limits, e.g. main before them);
-# otherwise STRATA_BIN with every limit out of the way (huge rates, series limits 0, no
-# runtime config). "on" is STRATA_BIN with a runtime config that overrides the tenant
-# (ingestion rate and burst far above the load, series limits per user and per metric set but
-# not reached), so every push goes through the override lookup, the token bucket and the
-# series-limit checks. Both modes push to tenant "bench". CPU is the Strata process's
-# utime+stime from /proc (distributor and ingester: it is one process with -target=all).
+# Modes (all push to tenant "bench", every series labelled cluster="bench-ha" as an HA pair's
+# external label would):
+#   off     every limit out of the way (huge rates, series limits 0, no runtime config), HA
+#           tracker off; the series carry no replica label (what a single Prometheus sends
+#           and what Strata stores in the other modes). With BASE_BIN set, that binary.
+#   limits  a runtime config overrides the tenant (ingestion rate and burst far above the
+#           load, series limits per user and per metric set but not reached), so every push
+#           goes through the override lookup, the token bucket and the series-limit checks.
+#   on      limits as above and the HA tracker on for the tenant (memory KV store); the series
+#           also carry __replica__="replica-0": each push is checked against the election and
+#           the replica label is removed from every series.
+#   pair    as on, with a second load generator pushing the same samples as
+#           __replica__="replica-1" at the same time: one replica is elected, the other's
+#           pushes are answered 202 and dropped. Samples/CPU-s counts stored samples only, so
+#           the CPU spent on the dropped replica's requests is part of the cost.
+# CPU is the Strata process's utime+stime from /proc (distributor and ingester: one process).
 #
 # Say which build the binaries are: debug numbers are not benchmark numbers.
 set -euo pipefail
@@ -22,13 +32,15 @@ HOSTS=4
 HOURS=2
 RUNS=3
 CONCURRENCY=4
+MODES="off limits on pair"
 while [ $# -gt 0 ]; do
   case "$1" in
     --hosts) HOSTS="$2"; shift ;;
     --hours) HOURS="$2"; shift ;;
     --runs) RUNS="$2"; shift ;;
     --concurrency) CONCURRENCY="$2"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --modes) MODES="$2"; shift ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/limits.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -58,7 +70,7 @@ free_port() {
   echo "no free port" >&2; exit 1
 }
 
-cat >"$WORK/runtime.yaml" <<EOF
+cat >"$WORK/limits.yaml" <<EOF
 overrides:
   bench:
     ingestion_rate: 100000000
@@ -66,6 +78,11 @@ overrides:
     max_global_series_per_user: 10000000
     max_global_series_per_metric: 1000000
 EOF
+cat "$WORK/limits.yaml" >"$WORK/ha.yaml"
+echo "    accept_ha_samples: true" >>"$WORK/ha.yaml"
+# Every run pushes the same span (loadgen's default end is "now", which would differ between
+# the two generators of a pair).
+END_MS=$(( $(date +%s) * 1000 / 15000 * 15000 ))
 
 run_once() { # mode run
   local mode="$1" run="$2" bin="$STRATA_BIN" port grpc dir
@@ -73,17 +90,25 @@ run_once() { # mode run
   mkdir -p "$dir"
   local flags=(-server.http-listen-port="$port" -server.grpc-listen-port="$grpc"
     -blocks-storage.tsdb.dir="$dir/tsdb" -blocks-storage.filesystem.dir="$dir/blocks" -log.level=warn)
-  if [ "$mode" = off ]; then
-    if [ -n "$BASE_BIN" ]; then
-      bin="$BASE_BIN"
-    else
+  local replicas=(-)
+  case "$mode" in
+    off)
+      if [ -n "$BASE_BIN" ]; then
+        bin="$BASE_BIN"
+      else
+        flags+=(-distributor.ingestion-rate-limit=1e15 -distributor.ingestion-burst-size=1000000000000
+          -ingester.max-global-series-per-user=0 -ingester.max-global-series-per-metric=0)
+      fi ;;
+    limits)
       flags+=(-distributor.ingestion-rate-limit=1e15 -distributor.ingestion-burst-size=1000000000000
-        -ingester.max-global-series-per-user=0 -ingester.max-global-series-per-metric=0)
-    fi
-  else
-    flags+=(-distributor.ingestion-rate-limit=1e15 -distributor.ingestion-burst-size=1000000000000
-      -runtime-config.file="$WORK/runtime.yaml")
-  fi
+        -runtime-config.file="$WORK/limits.yaml") ;;
+    on|pair)
+      flags+=(-distributor.ingestion-rate-limit=1e15 -distributor.ingestion-burst-size=1000000000000
+        -runtime-config.file="$WORK/ha.yaml" -distributor.ha-tracker.enable=true)
+      replicas=(replica-0)
+      [ "$mode" = pair ] && replicas+=(replica-1) ;;
+    *) echo "bench/limits.sh: unknown mode $mode (off, limits, on, pair)" >&2; exit 2 ;;
+  esac
   "$bin" "${flags[@]}" >"$dir/strata.log" 2>&1 &
   PID=$!
   for _ in $(seq 600); do
@@ -91,24 +116,44 @@ run_once() { # mode run
     kill -0 "$PID" 2>/dev/null || { cat "$dir/strata.log" >&2; exit 1; }
     sleep 0.1
   done
-  local before after summary
+  local before after i
   before="$(cpu_ticks "$PID")"
-  summary="$("$LOADGEN_BIN" --url "http://127.0.0.1:$port/api/v1/push" --tenant bench \
-    --hosts "$HOSTS" --hours "$HOURS" --concurrency "$CONCURRENCY" --pregenerate | grep 'summary:')"
+  local pids=()
+  for i in "${!replicas[@]}"; do
+    local labels=(--external-label cluster=bench-ha)
+    [ "${replicas[$i]}" != - ] && labels+=(--external-label "__replica__=${replicas[$i]}")
+    "$LOADGEN_BIN" --url "http://127.0.0.1:$port/api/v1/push" --tenant bench "${labels[@]}" \
+      --hosts "$HOSTS" --hours "$HOURS" --end-ms "$END_MS" --concurrency "$CONCURRENCY" \
+      --pregenerate --progress-s 0 >"$dir/loadgen-$i.out" 2>"$dir/loadgen-$i.err" &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { cat "$dir/loadgen-$i.err" >&2; exit 1; }
+  done
   after="$(cpu_ticks "$PID")"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  local acked p50 p99 cpu
-  acked="$(sed -n 's/.* samples_acked=\([0-9]*\).*/\1/p' <<<"$summary")"
-  p50="$(sed -n 's/.* push_p50_ms=\([0-9.]*\).*/\1/p' <<<"$summary")"
-  p99="$(sed -n 's/.* push_p99_ms=\([0-9.]*\).*/\1/p' <<<"$summary")"
+  # Stored = acknowledged minus answered 202; latencies of the generator whose pushes were stored.
+  local stored=0 deduped=0 p50="?" p99="?" summary acked dropped
+  for i in "${!pids[@]}"; do
+    summary="$(grep 'summary:' "$dir/loadgen-$i.out")"
+    acked="$(sed -n 's/.* samples_acked=\([0-9]*\).*/\1/p' <<<"$summary")"
+    dropped="$(sed -n 's/.* samples_deduplicated=\([0-9]*\).*/\1/p' <<<"$summary")"
+    stored=$(( stored + acked - dropped )); deduped=$(( deduped + dropped ))
+    if [ "$dropped" -lt "$acked" ]; then
+      p50="$(sed -n 's/.* push_p50_ms=\([0-9.]*\).*/\1/p' <<<"$summary")"
+      p99="$(sed -n 's/.* push_p99_ms=\([0-9.]*\).*/\1/p' <<<"$summary")"
+    fi
+  done
+  local cpu
   cpu="$(awk -v a="$after" -v b="$before" -v t="$TICKS" 'BEGIN { printf "%.2f", (a - b) / t }')"
-  awk -v m="$mode" -v r="$run" -v s="$acked" -v c="$cpu" -v p50="${p50:-?}" -v p99="${p99:-?}" \
-    'BEGIN { printf "%-4s run %d: %9d samples, %6.2f CPU-s, %9.0f samples/CPU-s, push p50 %s ms, p99 %s ms\n", m, r, s, c, (c > 0 ? s / c : 0), p50, p99 }'
+  awk -v m="$mode" -v r="$run" -v s="$stored" -v d="$deduped" -v c="$cpu" -v p50="$p50" -v p99="$p99" \
+    'BEGIN { printf "%-6s run %d: %9d samples stored, %9d dropped (other replica), %6.2f CPU-s, %9.0f stored samples/CPU-s, push p50 %s ms, p99 %s ms\n", m, r, s, d, c, (c > 0 ? s / c : 0), p50, p99 }'
 }
 
-echo "strata (on): $STRATA_BIN; off: ${BASE_BIN:-same binary, limits out of the way}; loadgen: $LOADGEN_BIN"
-echo "workload: $HOSTS hosts x $HOURS h, concurrency $CONCURRENCY, $RUNS runs per mode, alternating"
+echo "strata: $STRATA_BIN; off: ${BASE_BIN:-same binary, limits out of the way}; loadgen: $LOADGEN_BIN"
+echo "workload: $HOSTS hosts x $HOURS h, concurrency $CONCURRENCY, $RUNS runs per mode ($MODES), alternating"
 for run in $(seq "$RUNS"); do
-  run_once off "$run"
-  run_once on "$run"
+  for mode in $MODES; do
+    run_once "$mode" "$run"
+  done
 done

@@ -1221,12 +1221,28 @@ pub struct SeriesCatalog {
 impl SeriesCatalog {
     /// Encodes the label sets of every series of `workload`.
     pub fn new(workload: &Workload) -> Self {
+        Self::with_external_labels(workload, &[])
+    }
+
+    /// Like [`SeriesCatalog::new`], with `external` added to every series as Prometheus adds
+    /// its `global.external_labels` to what it remote-writes (a series' own label wins).
+    pub fn with_external_labels(workload: &Workload, external: &[(String, String)]) -> Self {
         let per_host = Workload::series_per_host();
         let mut labels = Vec::with_capacity(workload.series_count());
         for host in 0..workload.hosts {
             for series in 0..per_host {
+                let mut series_labels = workload.labels(host, series);
+                for (name, value) in external {
+                    if !series_labels.iter().any(|l| &l.name == name) {
+                        series_labels.push(Label {
+                            name: name.clone(),
+                            value: value.clone(),
+                        });
+                    }
+                }
+                series_labels.sort_by(|a, b| a.name.cmp(&b.name));
                 let only_labels = TimeSeries {
-                    labels: workload.labels(host, series),
+                    labels: series_labels,
                     samples: Vec::new(),
                     exemplars: Vec::new(),
                 };
@@ -1507,6 +1523,9 @@ pub struct LoadOptions {
     pub max_skew_scrapes: usize,
     /// Print a progress line to stderr this often.
     pub progress_every: Option<Duration>,
+    /// Labels added to every series (Prometheus' external labels), e.g. an HA pair's
+    /// `cluster` and `__replica__`.
+    pub external_labels: Vec<(String, String)>,
 }
 
 impl Default for LoadOptions {
@@ -1522,6 +1541,7 @@ impl Default for LoadOptions {
             dry_run: false,
             max_skew_scrapes: 20,
             progress_every: None,
+            external_labels: Vec::new(),
         }
     }
 }
@@ -1536,6 +1556,9 @@ pub struct LoadReport {
     pub samples_sent: u64,
     /// Samples in requests finally answered 2xx.
     pub samples_acked: u64,
+    /// Of those, samples in requests answered 202: accepted and dropped as an HA replica's
+    /// that is not the elected one.
+    pub samples_deduplicated: u64,
     /// Samples in requests finally answered otherwise.
     pub samples_rejected: u64,
     /// Rejected samples by final HTTP status; status 0 means no answer (transport error).
@@ -1601,12 +1624,13 @@ impl fmt::Display for LoadReport {
         };
         write!(
             f,
-            "series={} samples_sent={} samples_acked={} samples_rejected={} rejected_by_status={} requests={} \
+            "series={} samples_sent={} samples_acked={} samples_deduplicated={} samples_rejected={} rejected_by_status={} requests={} \
              failed_requests={} retries={} wire_bytes={} raw_bytes={} generate_s={:.2} elapsed_s={:.2} samples_per_s={:.0} \
              push_p50_ms={:.3} push_p99_ms={:.3}",
             self.series,
             self.samples_sent,
             self.samples_acked,
+            self.samples_deduplicated,
             self.samples_rejected,
             rejected,
             self.requests,
@@ -1754,7 +1778,10 @@ pub fn prepare_load(
         ));
     }
     let shards = options.concurrency.max(1);
-    let catalog = Arc::new(SeriesCatalog::new(workload));
+    let catalog = Arc::new(SeriesCatalog::with_external_labels(
+        workload,
+        &options.external_labels,
+    ));
 
     let generate_started = Instant::now();
     let sources: Vec<BatchSource> = if options.pregenerate {
@@ -1946,8 +1973,12 @@ async fn deliver(shared: &Shared, batch: &EncodedBatch) {
         let (status, message) = match result {
             Ok(outcome) if outcome.is_success() => {
                 let seconds = sent_at.elapsed().as_secs_f64();
+                let deduplicated = outcome.status == 202;
                 shared.record(|r| {
                     r.samples_acked += samples;
+                    if deduplicated {
+                        r.samples_deduplicated += samples;
+                    }
                     if attempt == 0 {
                         r.push_latencies.push(seconds);
                     }
@@ -2319,6 +2350,41 @@ mod tests {
         gate.set(1, usize::MAX);
         assert!(gate.may_send(0, 22));
         assert!(!gate.may_send(0, 23));
+    }
+
+    #[test]
+    fn external_labels_are_added_sorted_and_never_replace_a_series_label() {
+        let w = small(3);
+        let external = [
+            ("cluster".to_string(), "eu-1".to_string()),
+            ("__replica__".to_string(), "a".to_string()),
+            ("job".to_string(), "not-node".to_string()),
+        ];
+        let catalog = SeriesCatalog::with_external_labels(&w, &external);
+        for host in 0..w.hosts {
+            for series in 0..Workload::series_per_host() {
+                let decoded = TimeSeries::decode(catalog.labels(host, series)).unwrap();
+                let names: Vec<&str> = decoded.labels.iter().map(|l| l.name.as_str()).collect();
+                let mut sorted = names.clone();
+                sorted.sort();
+                assert_eq!(names, sorted);
+                let value = |n: &str| {
+                    decoded
+                        .labels
+                        .iter()
+                        .find(|l| l.name == n)
+                        .map(|l| l.value.clone())
+                };
+                assert_eq!(value("cluster").as_deref(), Some("eu-1"));
+                assert_eq!(value("__replica__").as_deref(), Some("a"));
+                assert_eq!(value("job").as_deref(), Some("node"));
+                assert_eq!(
+                    decoded.labels.len(),
+                    w.labels(host, series).len() + 2,
+                    "{names:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

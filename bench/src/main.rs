@@ -64,6 +64,17 @@ struct Args {
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 10)]
     progress_s: u64,
+    /// A label added to every series, as Prometheus' external labels (repeatable), e.g.
+    /// `--external-label cluster=eu-1 --external-label __replica__=a` for one member of an HA pair.
+    #[arg(long = "external-label", value_name = "NAME=VALUE", value_parser = parse_label)]
+    external_labels: Vec<(String, String)>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -96,6 +107,7 @@ fn main() -> ExitCode {
         dry_run: args.dry_run,
         max_skew_scrapes: args.max_skew_scrapes,
         progress_every: (args.progress_s > 0).then(|| Duration::from_secs(args.progress_s)),
+        external_labels: args.external_labels.clone(),
     };
     eprintln!(
         "strata-loadgen: workload hosts={} series={} scrapes={} samples={} start_ms={} end_ms={} interval_ms={} jitter_ms={} seed={} -> {}",

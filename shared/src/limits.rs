@@ -143,4 +143,11 @@ pub struct LimitsConfig {
         default_value = "__replica__"
     )]
     pub ha_replica_label: String,
+    /// Maximum number of HA clusters the HA tracker keeps for one tenant; a push naming a new cluster beyond it is refused. 0 to disable the limit.
+    #[arg(
+        long = "distributor.ha-tracker.max-clusters",
+        id = "limits.ha_max_clusters",
+        default_value_t = 100
+    )]
+    pub ha_max_clusters: usize,
 }

@@ -8,7 +8,8 @@
 //! replica's samples are stored, once, without the replica label; after the elected
 //! Prometheus is SIGKILLed the other one's samples are accepted after the failover timeout
 //! (decided by its distributor, learned by the other through the etcd watch), with no
-//! duplicated or interleaved timestamps and a gap of about the failover timeout; with etcd stopped (SIGSTOP, then
+//! duplicated or interleaved timestamps and a gap of at most the failover timeout plus one
+//! scrape interval (and the replicas' batching jitter); with etcd stopped (SIGSTOP, then
 //! SIGKILL) pushes keep being accepted and data keeps arriving, and both distributors pick
 //! the store up again when it is back.
 
@@ -23,6 +24,7 @@ use crate::prometheus_remote_write::parse_ts;
 const CLUSTER: &str = "ha-e2e";
 const FAILOVER_MS: i64 = 5_000;
 const SCRAPE_MS: i64 = 1_000;
+const UPDATE_MS: i64 = 1_000;
 
 /// `/api/v1/query` on Strata or Prometheus (same API); returns `data.result`.
 fn query(port: u16, q: &str, at_ms: i64) -> Vec<Value> {
@@ -124,13 +126,16 @@ fn max_gap(ts: &[i64]) -> i64 {
     ts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
 }
 
-/// The longest gap allowed in the stored samples: the failover timeout, one scrape interval,
-/// and one more for remote write's batching: the failover happens a failover timeout after
-/// the dead replica's last push arrived (up to a batch deadline after its last sample), and
-/// the survivor's first accepted push holds only what it scraped since its previous push.
-/// Measured: 4.97 s and 5.81 s with a 5 s failover timeout. Each etcd outage lasts longer
-/// than this, so a stop of ingestion during one would show.
-const MAX_GAP_MS: i64 = FAILOVER_MS + 2 * SCRAPE_MS;
+/// Remote write's batch deadline in the Prometheus configs below.
+const BATCH_DEADLINE_MS: i64 = 100;
+
+/// The longest gap allowed in the stored samples: the failover timeout and one scrape
+/// interval. The failover timeout counts from the dead replica's last push (Mimir's rule,
+/// on the distributor's clock), which left up to one batch deadline after its last sample;
+/// the survivor's pushes wait as long, so only the difference of the two replicas' batching
+/// delays — at most [`BATCH_DEADLINE_MS`] — can add to the interval. Each etcd outage below
+/// lasts longer than this, so a stop of ingestion during one would show.
+const MAX_GAP_MS: i64 = FAILOVER_MS + SCRAPE_MS + BATCH_DEADLINE_MS;
 
 /// No gap in `stored` longer than [`MAX_GAP_MS`], and as many series in Strata as in the
 /// Prometheus whose samples it has.
@@ -141,6 +146,127 @@ fn assert_one_replica_stored(stored: &[i64], strata_port: u16, prom_port: u16, a
         max_gap(stored)
     );
     assert_eq!(count_series(strata_port, at), count_series(prom_port, at));
+}
+
+/// A single-member etcd on free ports, data under `dir/etcd`; returns once it is healthy.
+fn start_etcd(etcd_bin: &std::path::Path, dir: &std::path::Path) -> (Proc, u16) {
+    let (etcd_port, peer_port) = (free_port(), free_port());
+    let etcd = Proc::spawn(
+        "etcd",
+        etcd_bin,
+        &[
+            "--name=e2e".to_string(),
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+            format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-cluster=e2e=http://127.0.0.1:{peer_port}"),
+        ],
+        dir,
+    );
+    wait_until("etcd healthy", || etcd_healthy(etcd_port));
+    (etcd, etcd_port)
+}
+
+fn etcd_healthy(port: u16) -> bool {
+    http()
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .and_then(|r| r.text())
+        .map(|t| t.contains("true"))
+        .unwrap_or(false)
+}
+
+/// The store contract the HA tracker relies on, against a real etcd: create-if-absent,
+/// compare-and-swap on the revision with the current record on conflict, the clean-up's
+/// mark and conditional delete, listing under the prefix only, and a watch that sees each
+/// change once, in order.
+#[test]
+fn the_etcd_store_keeps_the_ha_trackers_compare_and_swap_contract() {
+    use futures::StreamExt;
+    use strata_ingester::distributor::ha_tracker::etcd::EtcdKv;
+    use strata_ingester::distributor::ha_tracker::kv::{CasOutcome, HaKv, ReplicaDesc, WatchEvent};
+
+    let etcd_bin = require_binary("etcd", "apt-get install etcd-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_etcd, port) = start_etcd(&etcd_bin, dir.path());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let endpoint = format!("127.0.0.1:{port}");
+        let kv =
+            EtcdKv::new(&endpoint, "ha-e2e/", std::time::Duration::from_secs(5)).expect("client");
+        let other_prefix = EtcdKv::new(&endpoint, "elsewhere/", std::time::Duration::from_secs(5))
+            .expect("client");
+        let desc = |replica: &str, at: i64| ReplicaDesc {
+            replica: replica.to_string(),
+            received_at: at,
+            elected_at: at,
+            elected_changes: 0,
+            deleted_at: 0,
+        };
+        let (_, start) = kv.list().await.expect("list");
+        let mut watch = kv.watch(start + 1).await.expect("watch");
+
+        let CasOutcome::Written(r1) = kv.put_if("t/c", 0, &desc("a", 1)).await.expect("create")
+        else {
+            panic!("create of an absent key conflicted")
+        };
+        // A second create loses and sees the winner.
+        match kv.put_if("t/c", 0, &desc("b", 2)).await.expect("cas") {
+            CasOutcome::Conflict(Some(v)) => assert_eq!((v.desc, v.revision), (desc("a", 1), r1)),
+            other => panic!("{other:?}"),
+        }
+        let CasOutcome::Written(r2) = kv.put_if("t/c", r1, &desc("a", 5)).await.expect("update")
+        else {
+            panic!("update at the current revision conflicted")
+        };
+        assert!(r2 > r1);
+        other_prefix
+            .put_if("t/c", 0, &desc("z", 9))
+            .await
+            .expect("other prefix");
+        let (listed, _) = kv.list().await.expect("list");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].0, "t/c");
+        assert_eq!(listed[0].1.desc, desc("a", 5));
+
+        // Clean-up: mark, then delete at the mark's revision only.
+        let marked = ReplicaDesc {
+            deleted_at: 7,
+            ..desc("a", 5)
+        };
+        let CasOutcome::Written(r3) = kv.put_if("t/c", r2, &marked).await.expect("mark") else {
+            panic!("mark conflicted")
+        };
+        assert!(!kv.delete_if("t/c", r2).await.expect("stale delete"));
+        assert!(kv.delete_if("t/c", r3).await.expect("delete"));
+        assert!(kv.list().await.expect("list").0.is_empty());
+        assert!(!kv.delete_if("t/c", r3).await.expect("delete of nothing"));
+
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            let events = tokio::time::timeout(std::time::Duration::from_secs(30), watch.next())
+                .await
+                .expect("watch events within 30 s")
+                .expect("watch open")
+                .expect("watch ok");
+            seen.extend(events);
+        }
+        let summary: Vec<String> = seen
+            .iter()
+            .map(|e| match e {
+                WatchEvent::Put { key, value } => {
+                    format!("put {key} {} {}", value.desc.replica, value.desc.deleted_at)
+                }
+                WatchEvent::Delete { key } => format!("delete {key}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            ["put t/c a 0", "put t/c a 0", "put t/c a 7", "delete t/c"]
+        );
+    });
 }
 
 /// The names of the processes of one replica and the distributor it writes to.
@@ -162,31 +288,8 @@ fn ha_pairs_are_deduplicated_through_etcd_with_failover_and_etcd_outages() {
     let dir = tempfile::tempdir().expect("tempdir");
     let client = http();
 
-    // etcd, single member.
-    let (etcd_port, peer_port) = (free_port(), free_port());
-    let mut etcd = Proc::spawn(
-        "etcd",
-        &etcd_bin,
-        &[
-            "--name=e2e".to_string(),
-            format!("--data-dir={}", dir.path().join("etcd").display()),
-            format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
-            format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
-            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-cluster=e2e=http://127.0.0.1:{peer_port}"),
-        ],
-        dir.path(),
-    );
-    let etcd_up = || {
-        client
-            .get(format!("http://127.0.0.1:{etcd_port}/health"))
-            .send()
-            .and_then(|r| r.text())
-            .map(|t| t.contains("true"))
-            .unwrap_or(false)
-    };
-    wait_until("etcd healthy", etcd_up);
+    let (mut etcd, etcd_port) = start_etcd(&etcd_bin, dir.path());
+    let etcd_up = || etcd_healthy(etcd_port);
 
     let node_port = free_port();
     let _node = Proc::spawn(
@@ -217,7 +320,7 @@ fn ha_pairs_are_deduplicated_through_etcd_with_failover_and_etcd_outages() {
         format!("-distributor.ha-tracker.etcd.endpoints=127.0.0.1:{etcd_port}"),
         "-distributor.ha-tracker.etcd.dial-timeout=1s".to_string(),
         format!("-distributor.ha-tracker.failover-timeout={}ms", FAILOVER_MS),
-        "-distributor.ha-tracker.update-timeout=1s".to_string(),
+        format!("-distributor.ha-tracker.update-timeout={UPDATE_MS}ms"),
         "-distributor.ha-tracker.update-timeout-jitter-max=0".to_string(),
     ];
     let mut a_args: Vec<String> = ha.to_vec();
@@ -250,7 +353,7 @@ remote_write:
     queue_config:
       min_shards: 1
       max_shards: 1
-      batch_send_deadline: 500ms
+      batch_send_deadline: {BATCH_DEADLINE_MS}ms
       max_samples_per_send: 2000
 "#,
             strata.url("/api/v1/push")
@@ -420,6 +523,12 @@ remote_write:
         max_gap(&stored)
     );
     assert!(last_elected > i64::MIN && first_survivor < i64::MAX);
+    // Not before the failover timeout: the stored last-seen time lags the dead replica's
+    // last push by at most the update timeout and one background tick (a quarter of it).
+    assert!(
+        switch_gap >= FAILOVER_MS - UPDATE_MS - UPDATE_MS / 4 - BATCH_DEADLINE_MS,
+        "the survivor was accepted {switch_gap} ms after the dead replica's last sample: before the failover timeout"
+    );
     assert_one_replica_stored(&stored, query_port, other.prom_port, at);
 
     // ---- etcd hangs (SIGSTOP), then dies (SIGKILL): pushes keep being accepted.

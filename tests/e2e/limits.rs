@@ -817,3 +817,95 @@ fn two_distributors_share_the_ingestion_rate() {
     let (status, body) = refill_then_push(&mut next);
     assert_eq!(status, 200, "{body}");
 }
+
+/// (e) `ha_max_clusters`: a push naming a new HA cluster over the tenant's limit gets 400 with
+/// Mimir's message and our id, counted as discarded; known clusters keep being deduplicated;
+/// raising the limit in the runtime config (no restart) lets the new cluster in.
+#[test]
+fn ha_clusters_over_the_tenant_limit_get_400_until_the_limit_is_raised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let overrides = |max: u32| {
+        format!("overrides:\n  ha:\n    accept_ha_samples: true\n    ha_max_clusters: {max}\n")
+    };
+    let strata = start_with_runtime_config(
+        "strata-ha-clusters",
+        dir.path(),
+        &overrides(1),
+        &["-distributor.ha-tracker.enable=true"],
+    );
+    let mut t = now_ms() - 60_000;
+    let mut from = |cluster: &str, replica: &str| {
+        t += 1000;
+        WriteRequest {
+            timeseries: vec![
+                series(
+                    &[
+                        ("__name__", "up"),
+                        ("__replica__", replica),
+                        ("cluster", cluster),
+                    ],
+                    &[(t, 1.0)],
+                ),
+                series(
+                    &[
+                        ("__name__", "x"),
+                        ("__replica__", replica),
+                        ("cluster", cluster),
+                    ],
+                    &[(t, 2.0)],
+                ),
+            ],
+            metadata: vec![],
+        }
+    };
+    let (status, body) = push(&strata, Some("ha"), &from("c1", "a"));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = push(&strata, Some("ha"), &from("c2", "a"));
+    assert_eq!(status, 400, "{body}");
+    for part in [
+        "the write request has been rejected because the maximum number of high-availability (HA) clusters has been reached for this tenant (limit: 1)",
+        "tenant ha",
+        "err-strata-tenant-too-many-ha-clusters",
+        "configure -distributor.ha-tracker.max-clusters",
+    ] {
+        assert!(body.contains(part), "{part:?} not in {body}");
+    }
+    let (status, body) = push(&strata, Some("ha"), &from("c1", "b"));
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = push(&strata, Some("ha"), &from("c1", "a"));
+    assert_eq!(status, 200, "{body}");
+    let discarded = metric_value(
+        &strata.metrics(),
+        "strata_discarded_samples_total{reason=\"too_many_ha_clusters\",user=\"ha\"}",
+    );
+    assert_eq!(discarded, 2.0);
+
+    write_runtime_config(dir.path(), &overrides(2));
+    wait_until("c2 accepted after the limit was raised", || {
+        push(&strata, Some("ha"), &from("c2", "a")).0 == 200
+    });
+    let v = query(
+        &strata,
+        "ha",
+        "count by (cluster) ({__name__=~\"up|x\"})",
+        now_ms(),
+    );
+    let clusters: BTreeMap<String, String> = v["data"]["result"]
+        .as_array()
+        .expect("vector")
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["cluster"].as_str().unwrap_or("").to_string(),
+                s["value"][1].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, String> = [("c1", "2"), ("c2", "2")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(clusters, want, "{v}");
+    let v = query(&strata, "ha", "{__replica__!=\"\"}", now_ms());
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(0), "{v}");
+}

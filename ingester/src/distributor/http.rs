@@ -110,6 +110,10 @@ async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body)
             error(StatusCode::TOO_MANY_REQUESTS, message)
         }
         Err(PushError::Ha(HaError::Deduplicated(message))) => error(StatusCode::ACCEPTED, message),
+        Err(PushError::Ha(HaError::TooManyClusters(message))) => {
+            tracing::debug!(%message, "push refused: too many HA clusters");
+            error(StatusCode::BAD_REQUEST, message)
+        }
         Err(PushError::Ha(HaError::Unavailable(message))) => {
             tracing::warn!(%message, "push refused by the HA tracker");
             error(StatusCode::SERVICE_UNAVAILABLE, message)

@@ -87,7 +87,8 @@ pub enum PushError {
     /// The tenant is over its ingestion or request rate (429: the sender retries later).
     #[error("{0}")]
     RateLimited(String),
-    /// Dropped by HA deduplication (202), or no HA election possible now (503).
+    /// Dropped by HA deduplication (202), no HA election possible now (503), or a new HA
+    /// cluster over the tenant's limit (400).
     #[error(transparent)]
     Ha(#[from] ha_tracker::HaError),
 }
@@ -299,7 +300,12 @@ impl Distributor {
             .inc_by(received as u64);
         if let Some(ha) = &self.ha_tracker {
             let limits = ha_tracker::HaLimits::from_limits(&limits);
-            ha.dedupe(tenant, &limits, &mut request, now_ms).await?;
+            if let Err(e) = ha.dedupe(tenant, &limits, &mut request, now_ms).await {
+                if matches!(e, ha_tracker::HaError::TooManyClusters(_)) {
+                    self.discarded.add("too_many_ha_clusters", tenant, received);
+                }
+                return Err(e.into());
+            }
         }
 
         let mut outcome = PushOutcome::default();

@@ -221,6 +221,16 @@ impl EtcdKv {
     }
 }
 
+/// The transaction guard of every write: the key's `mod_revision` is `revision` (0: absent).
+fn mod_revision_is(key: &[u8], revision: i64) -> pb::Compare {
+    pb::Compare {
+        result: CompareResult::Equal as i32,
+        target: CompareTarget::Mod as i32,
+        key: key.to_vec(),
+        target_union: Some(TargetUnion::ModRevision(revision)),
+    }
+}
+
 #[async_trait::async_trait]
 impl HaKv for EtcdKv {
     async fn put_if(
@@ -231,12 +241,7 @@ impl HaKv for EtcdKv {
     ) -> Result<CasOutcome, KvError> {
         let full = self.full_key(key);
         let request = pb::TxnRequest {
-            compare: vec![pb::Compare {
-                result: CompareResult::Equal as i32,
-                target: CompareTarget::Mod as i32,
-                key: full.clone(),
-                target_union: Some(TargetUnion::ModRevision(expected_revision)),
-            }],
+            compare: vec![mod_revision_is(&full, expected_revision)],
             success: vec![pb::RequestOp {
                 request: Some(Request::RequestPut(pb::PutRequest {
                     key: full.clone(),
@@ -266,6 +271,23 @@ impl HaKv for EtcdKv {
             .and_then(|range| range.kvs.first())
             .and_then(|kv| self.versioned(kv).map(|(_, v)| v));
         Ok(CasOutcome::Conflict(current))
+    }
+
+    async fn delete_if(&self, key: &str, expected_revision: i64) -> Result<bool, KvError> {
+        let full = self.full_key(key);
+        let request = pb::TxnRequest {
+            compare: vec![mod_revision_is(&full, expected_revision)],
+            success: vec![pb::RequestOp {
+                request: Some(Request::RequestDeleteRange(pb::DeleteRangeRequest {
+                    key: full,
+                    range_end: Vec::new(),
+                })),
+            }],
+            failure: Vec::new(),
+        };
+        let mut client = KvClient::new(self.channel.clone());
+        let response = self.bounded("txn", client.txn(request)).await?.into_inner();
+        Ok(response.succeeded)
     }
 
     async fn list(&self) -> Result<(Vec<(String, Versioned)>, i64), KvError> {

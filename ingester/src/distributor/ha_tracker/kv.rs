@@ -25,6 +25,11 @@ pub struct ReplicaDesc {
     pub elected_at: i64,
     /// How many times the elected replica of this cluster has changed.
     pub elected_changes: u64,
+    /// When (ms) the clean-up marked the record for deletion because its cluster had sent
+    /// nothing for 30 minutes (0: not marked). A marked record counts as absent; the
+    /// clean-up deletes it 30 minutes later.
+    #[serde(default)]
+    pub deleted_at: i64,
 }
 
 impl ReplicaDesc {
@@ -79,6 +84,10 @@ pub trait HaKv: Send + Sync + Debug + 'static {
         expected_revision: i64,
         desc: &ReplicaDesc,
     ) -> Result<CasOutcome, KvError>;
+
+    /// Deletes the record at `key` if its revision is `expected_revision`; false when it was
+    /// not (changed or gone).
+    async fn delete_if(&self, key: &str, expected_revision: i64) -> Result<bool, KvError>;
 
     /// Every record, and the store revision the listing is consistent with.
     async fn list(&self) -> Result<(Vec<(String, Versioned)>, i64), KvError>;
@@ -136,15 +145,21 @@ impl MemoryKv {
     /// Removes a record (as an operator with `etcdctl del` would).
     pub fn delete(&self, key: &str) {
         let mut state = self.state();
-        if state.records.remove(key).is_some() {
-            state.revision += 1;
-            let _ = self.inner.events.send((
-                state.revision,
-                vec![WatchEvent::Delete {
-                    key: key.to_string(),
-                }],
-            ));
+        Self::remove_locked(&self.inner, &mut state, key);
+    }
+
+    fn remove_locked(inner: &MemoryInner, state: &mut MemoryState, key: &str) -> bool {
+        if state.records.remove(key).is_none() {
+            return false;
         }
+        state.revision += 1;
+        let _ = inner.events.send((
+            state.revision,
+            vec![WatchEvent::Delete {
+                key: key.to_string(),
+            }],
+        ));
+        true
     }
 }
 
@@ -176,6 +191,14 @@ impl HaKv for MemoryKv {
             }],
         ));
         Ok(CasOutcome::Written(state.revision))
+    }
+
+    async fn delete_if(&self, key: &str, expected_revision: i64) -> Result<bool, KvError> {
+        let mut state = self.state();
+        if state.records.get(key).map(|v| v.revision) != Some(expected_revision) {
+            return Ok(false);
+        }
+        Ok(Self::remove_locked(&self.inner, &mut state, key))
     }
 
     async fn list(&self) -> Result<(Vec<(String, Versioned)>, i64), KvError> {

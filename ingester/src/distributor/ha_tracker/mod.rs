@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use prometheus::{Gauge, GaugeVec, IntCounterVec, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use strata_shared::duration::ConfigDuration;
 use strata_shared::limits::LimitsConfig;
@@ -159,6 +159,11 @@ pub struct HaLimits<'a> {
     pub accept_ha_samples: bool,
     pub cluster_label: &'a str,
     pub replica_label: &'a str,
+    /// `ha_max_clusters`: clusters the tracker keeps for the tenant (0: no limit).
+    pub max_clusters: usize,
+    /// `max_label_value_length`: a longer replica value makes the request a non-HA one (it
+    /// then fails validation), as in Mimir, rather than an election key.
+    pub max_label_value_length: usize,
 }
 
 impl<'a> HaLimits<'a> {
@@ -167,6 +172,8 @@ impl<'a> HaLimits<'a> {
             accept_ha_samples: limits.accept_ha_samples,
             cluster_label: &limits.ha_cluster_label,
             replica_label: &limits.ha_replica_label,
+            max_clusters: limits.ha_max_clusters,
+            max_label_value_length: limits.max_label_value_length,
         }
     }
 }
@@ -180,6 +187,9 @@ pub enum HaError {
     /// No election can be made now (the KV store is unreachable): 503, the sender retries.
     #[error("{0}")]
     Unavailable(String),
+    /// A new cluster over the tenant's `ha_max_clusters`: 400, the sender drops it.
+    #[error("{0}")]
+    TooManyClusters(String),
 }
 
 /// The tracker's verdict on one (tenant, cluster, replica).
@@ -187,6 +197,7 @@ pub enum HaError {
 pub enum Reject {
     NotElected { elected: String },
     Unavailable(String),
+    TooManyClusters { limit: usize },
 }
 
 /// Milliseconds since the epoch; injectable for tests.
@@ -250,6 +261,10 @@ struct HaMetrics {
     kv_cas: IntCounterVec,
     kv_errors: IntCounterVec,
     watch_healthy: Gauge,
+    cleanup_started: IntCounter,
+    cleanup_marked: IntCounter,
+    cleanup_deleted: IntCounter,
+    cleanup_failed: IntCounter,
 }
 
 impl HaMetrics {
@@ -301,6 +316,22 @@ impl HaMetrics {
                 "strata_ha_tracker_kv_watch_healthy",
                 "1 while the HA tracker's watch on the KV store is established.",
             ))?,
+            cleanup_started: IntCounter::new(
+                "strata_ha_tracker_replicas_cleanup_started_total",
+                "Clean-up passes started over the HA tracker's records.",
+            )?,
+            cleanup_marked: IntCounter::new(
+                "strata_ha_tracker_replicas_cleanup_marked_for_deletion_total",
+                "HA tracker records marked for deletion: their cluster had sent nothing for the deletion timeout.",
+            )?,
+            cleanup_deleted: IntCounter::new(
+                "strata_ha_tracker_replicas_cleanup_deleted_total",
+                "HA tracker records deleted from the KV store, a deletion timeout after they were marked.",
+            )?,
+            cleanup_failed: IntCounter::new(
+                "strata_ha_tracker_replicas_cleanup_delete_failed_total",
+                "HA tracker records that could not be marked for deletion or deleted (KV store errors).",
+            )?,
         };
         registry.register(Box::new(m.deduped_samples.clone()))?;
         registry.register(Box::new(m.non_ha_samples.clone()))?;
@@ -309,6 +340,10 @@ impl HaMetrics {
         registry.register(Box::new(m.kv_cas.clone()))?;
         registry.register(Box::new(m.kv_errors.clone()))?;
         registry.register(Box::new(m.watch_healthy.clone()))?;
+        registry.register(Box::new(m.cleanup_started.clone()))?;
+        registry.register(Box::new(m.cleanup_marked.clone()))?;
+        registry.register(Box::new(m.cleanup_deleted.clone()))?;
+        registry.register(Box::new(m.cleanup_failed.clone()))?;
         Ok(m)
     }
 }
@@ -319,6 +354,12 @@ pub struct Timeouts {
     pub update_ms: i64,
     pub failover_ms: i64,
 }
+
+/// A record whose cluster has sent nothing for this long is marked for deletion, and a
+/// marked record is deleted this long after it was marked (Mimir's constants).
+pub const CLEANUP_DELETION_TIMEOUT_MS: i64 = 30 * 60 * 1000;
+/// How often each distributor runs the clean-up, ± 20 % drawn once per process.
+const CLEANUP_PERIOD: Duration = Duration::from_secs(30 * 60);
 
 const KV_BACKOFF_MIN_MS: i64 = 100;
 const KV_BACKOFF_MAX_MS: i64 = 2000;
@@ -433,6 +474,22 @@ impl HaTracker {
                 this.update_kv_once().await;
             }
         });
+        let jitter = jitter_ms(CLEANUP_PERIOD / 5);
+        let cleanup_period =
+            Duration::from_millis((CLEANUP_PERIOD.as_millis() as i64 + jitter).max(1_000) as u64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + cleanup_period,
+                cleanup_period,
+            );
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = (this.clock)();
+                this.cleanup_once(now).await;
+            }
+        });
     }
 
     /// Spawns only the watch on the store (tests drive the updates themselves).
@@ -464,6 +521,18 @@ impl HaTracker {
         let Some((tenant, cluster)) = key.split_once('/') else {
             return;
         };
+        if value.desc.deleted_at > 0 {
+            // Marked by the clean-up: the cluster is forgotten, the next push elects anew.
+            let newer_cached = state
+                .clusters
+                .get(tenant)
+                .and_then(|c| c.get(cluster))
+                .is_some_and(|e| e.revision >= value.revision);
+            if !newer_cached {
+                self.remove(state, key);
+            }
+            return;
+        }
         let clusters = state.clusters.entry(tenant.to_string()).or_default();
         let entry = match clusters.get_mut(cluster) {
             Some(entry) if entry.revision >= value.revision => return,
@@ -518,6 +587,15 @@ impl HaTracker {
             .metrics
             .elected_replica_timestamp
             .remove_label_values(&[tenant, cluster]);
+        let _ = self
+            .metrics
+            .elected_replica_changes
+            .remove_label_values(&[tenant, cluster]);
+    }
+
+    /// How many clusters of `tenant` this distributor's cache holds.
+    fn cluster_count(&self, tenant: &str) -> usize {
+        self.state().clusters.get(tenant).map_or(0, HashMap::len)
     }
 
     fn kv_failed(&self, operation: &str, error: &KvError, now: i64) {
@@ -575,6 +653,7 @@ impl HaTracker {
                 received_at: now,
                 elected_at: now,
                 elected_changes: 0,
+                deleted_at: 0,
             }),
             Some(d) if d.replica == replica => {
                 if now - d.received_at < self.timeouts.update_ms {
@@ -593,6 +672,7 @@ impl HaTracker {
                         received_at: now,
                         elected_at: now,
                         elected_changes: d.elected_changes + 1,
+                        deleted_at: 0,
                     })
                 }
                 _ => Decision::Keep(d.clone()),
@@ -639,13 +719,29 @@ impl HaTracker {
         }
     }
 
-    /// Whether a request from `replica` of `cluster` is accepted at `now` (ms).
+    /// [`HaTracker::check_limited`] without a limit on the tenant's clusters.
+    #[cfg(test)]
     pub async fn check(
         &self,
         tenant: &str,
         cluster: &str,
         replica: &str,
         now: i64,
+    ) -> Result<(), Reject> {
+        self.check_limited(tenant, cluster, replica, now, 0).await
+    }
+
+    /// Whether a request from `replica` of `cluster` is accepted at `now` (ms). A cluster
+    /// this distributor does not know is refused when the tenant already has `max_clusters`
+    /// (0: no limit), counted in this distributor's cache (what the watch shows of all
+    /// distributors' elections), as Mimir does.
+    pub async fn check_limited(
+        &self,
+        tenant: &str,
+        cluster: &str,
+        replica: &str,
+        now: i64,
+        max_clusters: usize,
     ) -> Result<(), Reject> {
         match self.check_cached(tenant, cluster, replica, now) {
             Ok(None) => return Ok(()),
@@ -659,11 +755,16 @@ impl HaTracker {
             Ok(Some(elected)) => return Err(Reject::NotElected { elected }),
             Err(current) => current,
         };
+        if current.is_none() && max_clusters > 0 && self.cluster_count(tenant) >= max_clusters {
+            return Err(Reject::TooManyClusters {
+                limit: max_clusters,
+            });
+        }
         let unavailable = |current: &Option<Versioned>, error: String| match current {
-            Some(v) => Reject::NotElected {
+            Some(v) if v.desc.deleted_at == 0 => Reject::NotElected {
                 elected: v.desc.replica.clone(),
             },
-            None => Reject::Unavailable(error),
+            _ => Reject::Unavailable(error),
         };
         if let Some(error) = self.backing_off(now) {
             return Err(unavailable(&current, error));
@@ -671,7 +772,9 @@ impl HaTracker {
         let key = key_of(tenant, cluster);
         for _ in 0..5 {
             let floor = Self::failover_floor(&self.state());
-            let desc = match self.decide(current.as_ref().map(|v| &v.desc), replica, now, floor) {
+            // A record marked for deletion counts as absent, but is replaced at its revision.
+            let live = current.as_ref().filter(|v| v.desc.deleted_at == 0);
+            let desc = match self.decide(live.map(|v| &v.desc), replica, now, floor) {
                 Decision::Keep(_) => break,
                 Decision::Write(desc) => desc,
             };
@@ -701,7 +804,7 @@ impl HaTracker {
                 }
             }
         }
-        match current {
+        match current.filter(|v| v.desc.deleted_at == 0) {
             Some(v) if v.desc.replica == replica => {
                 // Marks it seen (and accepts).
                 match self.check_cached(tenant, cluster, replica, now) {
@@ -789,6 +892,79 @@ impl HaTracker {
                 }
                 Err(e) => {
                     self.kv_failed("update", &e, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One clean-up pass (Mimir's): records whose last-seen time is older than
+    /// [`CLEANUP_DELETION_TIMEOUT_MS`] are marked for deletion, records marked that long ago
+    /// are deleted, both with compare-and-swap so that a cluster that sends again in
+    /// between keeps its record. Skipped while the watch is down, and a cluster whose
+    /// elected replica this distributor has accepted within the timeout is never marked
+    /// (its last-seen time may be old only because the store was unreachable).
+    pub async fn cleanup_once(&self, now: i64) {
+        if self.state().watch_since.is_none() {
+            return;
+        }
+        self.metrics.cleanup_started.inc();
+        let deadline = now - CLEANUP_DELETION_TIMEOUT_MS;
+        let records = match self.kv.list().await {
+            Ok((records, _)) => records,
+            Err(e) => {
+                self.kv_failed("cleanup", &e, now);
+                return;
+            }
+        };
+        for (key, value) in records {
+            let desc = &value.desc;
+            let result = if desc.deleted_at > 0 {
+                if desc.deleted_at > deadline {
+                    continue;
+                }
+                self.kv
+                    .delete_if(&key, value.revision)
+                    .await
+                    .map(|deleted| (deleted, &self.metrics.cleanup_deleted))
+            } else {
+                let seen_here = key.split_once('/').and_then(|(tenant, cluster)| {
+                    let state = self.state();
+                    let entry = state.clusters.get(tenant)?.get(cluster)?;
+                    (entry.elected.replica == desc.replica).then_some(entry.elected_last_seen)
+                });
+                if desc.received_at >= deadline || seen_here.is_some_and(|t| t >= deadline) {
+                    continue;
+                }
+                let marked = ReplicaDesc {
+                    deleted_at: now,
+                    ..desc.clone()
+                };
+                self.kv
+                    .put_if(&key, value.revision, &marked)
+                    .await
+                    .map(|outcome| {
+                        (
+                            matches!(outcome, CasOutcome::Written(_)),
+                            &self.metrics.cleanup_marked,
+                        )
+                    })
+            };
+            match result {
+                Ok((true, counter)) => {
+                    counter.inc();
+                    let action = if desc.deleted_at == 0 {
+                        "marked for deletion"
+                    } else {
+                        "deleted"
+                    };
+                    tracing::info!(key = %key, replica = %desc.replica, received_at = desc.received_at, "HA tracker clean-up: record of a silent cluster {action}");
+                }
+                // Changed meanwhile (the cluster sent again, or another distributor cleaned).
+                Ok((false, _)) => {}
+                Err(e) => {
+                    self.metrics.cleanup_failed.inc();
+                    self.kv_failed("cleanup", &e, now);
                     return;
                 }
             }
@@ -902,7 +1078,9 @@ impl HaTracker {
             return Ok(());
         };
         let samples: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
-        let (Some(cluster), Some(replica)) = find_ha_labels(&first.labels, limits) else {
+        let (cluster, replica) = find_ha_labels(&first.labels, limits);
+        let replica = replica.filter(|r| r.len() <= limits.max_label_value_length);
+        let (Some(cluster), Some(replica)) = (cluster, replica) else {
             self.metrics
                 .non_ha_samples
                 .with_label_values(&[tenant])
@@ -913,7 +1091,10 @@ impl HaTracker {
         span.record("tenant", tenant);
         span.record("cluster", cluster.as_str());
         span.record("replica", replica.as_str());
-        match self.check(tenant, &cluster, &replica, now).await {
+        match self
+            .check_limited(tenant, &cluster, &replica, now, limits.max_clusters)
+            .await
+        {
             Ok(()) => {
                 let name = limits.replica_label.as_bytes();
                 for series in &mut request.timeseries {
@@ -933,6 +1114,10 @@ impl HaTracker {
                     failover = self.timeouts.failover_ms as f64 / 1000.0,
                 )))
             }
+            Err(Reject::TooManyClusters { limit }) => Err(HaError::TooManyClusters(format!(
+                "the write request has been rejected because the maximum number of high-availability (HA) clusters has been reached for this tenant (limit: {limit}): tenant {tenant}, new HA cluster {cluster:?} ({cluster_label}); {samples} samples dropped (err-strata-tenant-too-many-ha-clusters). To adjust the related per-tenant limit, configure -distributor.ha-tracker.max-clusters, or contact your service administrator.",
+                cluster_label = limits.cluster_label,
+            ))),
             Err(Reject::Unavailable(error)) => Err(HaError::Unavailable(format!(
                 "cannot elect a replica for HA cluster {cluster:?} of tenant {tenant}: the HA tracker's KV store ({}) is unreachable: {error} (err-strata-ha-tracker-kv-unavailable); retry later; check the store (-distributor.ha-tracker.etcd.endpoints)",
                 self.kv.describe()

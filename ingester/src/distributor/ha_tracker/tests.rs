@@ -247,6 +247,10 @@ impl HaKv for FlakyKv {
         self.check()?;
         self.inner.put_if(key, expected_revision, desc).await
     }
+    async fn delete_if(&self, key: &str, expected_revision: i64) -> Result<bool, KvError> {
+        self.check()?;
+        self.inner.delete_if(key, expected_revision).await
+    }
     async fn list(&self) -> Result<(Vec<(String, Versioned)>, i64), KvError> {
         self.check()?;
         self.inner.list().await
@@ -373,6 +377,8 @@ const ON: HaLimits<'static> = HaLimits {
     accept_ha_samples: true,
     cluster_label: "cluster",
     replica_label: "__replica__",
+    max_clusters: 0,
+    max_label_value_length: 2048,
 };
 
 #[tokio::test]
@@ -438,6 +444,13 @@ async fn dedupe_strips_the_replica_label_and_leaves_other_requests_alone() {
                 ..ON
             },
         ),
+        (
+            &[("__name__", "up"), ("__replica__", "bbb"), ("cluster", "y")][..],
+            HaLimits {
+                max_label_value_length: 2,
+                ..ON
+            },
+        ),
     ] {
         let mut r = request(&[labels]);
         let before = names(&r);
@@ -445,12 +458,13 @@ async fn dedupe_strips_the_replica_label_and_leaves_other_requests_alone() {
         assert_eq!(names(&r), before);
     }
     assert_eq!(elected(&t, "t", "z"), None);
+    assert_eq!(elected(&t, "t", "y"), None);
     assert_eq!(
         metric(
             &registry,
             "strata_distributor_non_ha_samples_received_total"
         ),
-        3.0
+        4.0
     );
 
     // Other label names, per tenant.
@@ -458,6 +472,8 @@ async fn dedupe_strips_the_replica_label_and_leaves_other_requests_alone() {
         accept_ha_samples: true,
         cluster_label: "team",
         replica_label: "prom",
+        max_clusters: 0,
+        max_label_value_length: 2048,
     };
     let mut r = request(&[&[("__name__", "up"), ("prom", "p1"), ("team", "t9")]]);
     t.dedupe("t", &custom, &mut r, now).await.unwrap();
@@ -522,4 +538,170 @@ fn config_validation_names_the_flags() {
     assert!(parse(&["--distributor.ha-tracker.store=consul"])
         .validate()
         .is_err());
+}
+
+#[tokio::test]
+async fn a_new_cluster_over_the_tenants_limit_is_refused_and_known_ones_keep_working() {
+    let clock = ManualClock::new();
+    let kv = Arc::new(MemoryKv::new());
+    let (t1, registry) = tracker(kv.clone(), &clock);
+    let (t2, _) = tracker(kv, &clock);
+    wait_for("watches", || t1.watch_healthy() && t2.watch_healthy()).await;
+    let now = clock.now();
+    assert_eq!(t1.check_limited("t", "c1", "a", now, 2).await, Ok(()));
+    // Elected through the other distributor: counts once the watch shows it.
+    assert_eq!(t2.check_limited("t", "c2", "a", now, 2).await, Ok(()));
+    wait_for("c2 on t1", || elected(&t1, "t", "c2").is_some()).await;
+    assert_eq!(
+        t1.check_limited("t", "c3", "a", now, 2).await,
+        Err(Reject::TooManyClusters { limit: 2 })
+    );
+    assert_eq!(
+        elected(&t1, "t", "c3"),
+        None,
+        "nothing written for a refused cluster"
+    );
+    // Known clusters keep their elections; other tenants have their own count.
+    assert_eq!(t1.check_limited("t", "c2", "a", now, 2).await, Ok(()));
+    assert_eq!(
+        t1.check_limited("t", "c1", "b", now, 2).await,
+        not_elected("a")
+    );
+    assert_eq!(t1.check_limited("u", "c3", "a", now, 2).await, Ok(()));
+
+    // Through the push hook: 400's message with the limit, the id and the flag.
+    let limited = HaLimits {
+        max_clusters: 2,
+        ..ON
+    };
+    let mut r = request(&[&[("__name__", "up"), ("__replica__", "a"), ("cluster", "c3")]]);
+    let err = t1.dedupe("t", &limited, &mut r, now).await.unwrap_err();
+    let HaError::TooManyClusters(message) = err else {
+        panic!("{err:?}")
+    };
+    for part in [
+        "maximum number of high-availability (HA) clusters has been reached for this tenant (limit: 2)",
+        "err-strata-tenant-too-many-ha-clusters",
+        "-distributor.ha-tracker.max-clusters",
+        "\"c3\"",
+    ] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+    assert_eq!(
+        metric(&registry, "strata_distributor_deduped_samples_total"),
+        0.0
+    );
+    // Raised (0: no limit): the new cluster is elected.
+    assert_eq!(t1.check_limited("t", "c3", "a", now, 0).await, Ok(()));
+}
+
+#[tokio::test]
+async fn the_cleanup_marks_silent_clusters_then_deletes_them_and_a_marked_cluster_elects_anew() {
+    let clock = ManualClock::new();
+    let kv = Arc::new(MemoryKv::new());
+    let (t1, _) = tracker(kv.clone(), &clock);
+    let (t2, registry) = tracker(kv.clone(), &clock);
+    wait_for("watches", || t1.watch_healthy() && t2.watch_healthy()).await;
+    let start = clock.now();
+    assert_eq!(t1.check("t", "silent", "a", start).await, Ok(()));
+    assert_eq!(t1.check("t", "busy", "a", start).await, Ok(()));
+    wait_for("both on t2", || elected(&t2, "t", "busy").is_some()).await;
+
+    // 29 minutes: nothing is old enough.
+    t2.cleanup_once(clock.advance(29 * 60_000)).await;
+    assert_eq!(
+        metric(
+            &registry,
+            "strata_ha_tracker_replicas_cleanup_marked_for_deletion_total"
+        ),
+        0.0
+    );
+    // 31 minutes, "busy" still sending through t1 (its stored time refreshed), "silent" not.
+    let now = clock.advance(2 * 60_000);
+    assert_eq!(t1.check("t", "busy", "a", now).await, Ok(()));
+    t1.update_kv_once().await;
+    wait_for("busy refreshed on t2", || {
+        t2.status()
+            .iter()
+            .any(|s| s.cluster == "busy" && s.received_at == now)
+    })
+    .await;
+    t2.cleanup_once(now).await;
+    assert_eq!(
+        metric(
+            &registry,
+            "strata_ha_tracker_replicas_cleanup_started_total"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &registry,
+            "strata_ha_tracker_replicas_cleanup_marked_for_deletion_total"
+        ),
+        1.0
+    );
+    wait_for("silent forgotten by both", || {
+        elected(&t1, "t", "silent").is_none() && elected(&t2, "t", "silent").is_none()
+    })
+    .await;
+    assert_eq!(elected(&t1, "t", "busy").as_deref(), Some("a"));
+    let (records, _) = kv.list().await.unwrap();
+    let marked = records.iter().find(|(k, _)| k == "t/silent").unwrap();
+    assert_eq!(marked.1.desc.deleted_at, now);
+
+    // A marked cluster that sends again is a new cluster: whoever pushes first is elected.
+    assert_eq!(t2.check("t", "silent", "b", now + 1).await, Ok(()));
+    assert_eq!(
+        t1.check("t", "silent", "a", now + 2).await,
+        not_elected("b")
+    );
+    let (records, _) = kv.list().await.unwrap();
+    let renewed = &records
+        .iter()
+        .find(|(k, _)| k == "t/silent")
+        .unwrap()
+        .1
+        .desc;
+    assert_eq!((renewed.deleted_at, renewed.elected_changes), (0, 0));
+
+    // A cluster this distributor serves is never marked, even if the store's time is old
+    // (as after an outage of the store); one silent for another 31 minutes is marked, and
+    // deleted 30 minutes after that.
+    let later = clock.advance(31 * 60_000);
+    assert_eq!(t1.check("t", "busy", "a", later).await, Ok(()));
+    t1.cleanup_once(later).await;
+    t1.update_kv_once().await;
+    let (records, _) = kv.list().await.unwrap();
+    let by_key = |k: &str| {
+        records
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.desc.clone())
+    };
+    assert_eq!(by_key("t/busy").unwrap().deleted_at, 0);
+    assert_eq!(by_key("t/silent").unwrap().deleted_at, later);
+    t2.cleanup_once(clock.advance(29 * 60_000)).await;
+    assert!(kv
+        .list()
+        .await
+        .unwrap()
+        .0
+        .iter()
+        .any(|(k, _)| k == "t/silent"));
+    t2.cleanup_once(clock.advance(2 * 60_000)).await;
+    assert_eq!(
+        metric(
+            &registry,
+            "strata_ha_tracker_replicas_cleanup_deleted_total"
+        ),
+        1.0
+    );
+    assert!(!kv
+        .list()
+        .await
+        .unwrap()
+        .0
+        .iter()
+        .any(|(k, _)| k == "t/silent"));
 }
