@@ -131,6 +131,19 @@ run_once() { # mode run
     wait "${pids[$i]}" || { cat "$dir/loadgen-$i.err" >&2; exit 1; }
   done
   after="$(cpu_ticks "$PID")"
+  # What was stored (after the CPU reading): one copy of every series, no replica label.
+  local series want at
+  at=$(( END_MS / 1000 - 20 ))
+  want="$(sed -n 's/.* series=\([0-9]*\).*/\1/p' "$dir/loadgen-0.out")"
+  series="$(curl -fsS -H 'X-Scope-OrgID: bench' "http://127.0.0.1:$port/prometheus/api/v1/query" \
+    --data-urlencode 'query=count({cluster="bench-ha"})' --data-urlencode "time=$at" |
+    sed -n 's/.*"value":\[[0-9.]*,"\([0-9]*\)"\].*/\1/p')"
+  if [ "$series" != "$want" ] || curl -fsS -H 'X-Scope-OrgID: bench' \
+      "http://127.0.0.1:$port/prometheus/api/v1/query" --data-urlencode 'query=count({__replica__!=""})' \
+      --data-urlencode "time=$at" | grep -q '"value"'; then
+    echo "bench/limits.sh: $mode run $run stored ${series:-no} series of $want, or kept a replica label" >&2
+    exit 1
+  fi
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   # Stored = acknowledged minus answered 202; latencies of the generator whose pushes were stored.
   local stored=0 deduped=0 p50="?" p99="?" summary acked dropped

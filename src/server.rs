@@ -10,9 +10,9 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use prometheus::{Encoder, Registry, TextEncoder};
-use strata_ingester::distributor::peers::HealthyDistributors;
 use strata_ingester::distributor::{Distributor, IngesterHandle};
 use strata_ingester::ingester::{Ingester, SeriesLimiter};
+use strata_ingester::peers::{HealthyDistributors, HealthyPeers};
 use strata_querier::api::ApiState;
 use strata_querier::engine::{Engine, EngineOptions};
 use strata_querier::fanout::Fanout;
@@ -64,9 +64,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let _runtime_config =
         RuntimeConfigLoader::start(&config.runtime_config, overrides.clone(), &registry)?;
     LimitsExporter::register(overrides.clone(), &registry)?;
-    let ring_ingesters = Ring::parse_members(&config.ingester.ring.static_members)?
-        .len()
-        .max(1);
+    let ring_ingesters = HealthyPeers::ingesters(
+        Ring::parse_members(&config.ingester.ring.static_members)?
+            .into_iter()
+            .map(|m| m.addr)
+            .collect(),
+    );
     let instance_id = if config.ingester.ring.instance_id.is_empty() {
         hostname()
     } else {
@@ -83,7 +86,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             SeriesLimiter::new(
                 overrides.clone(),
                 config.ingester.ring.replication_factor,
-                ring_ingesters,
+                ring_ingesters.clone(),
             ),
         )
         .await
@@ -94,6 +97,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             )
         })?;
         ingester.start_background();
+        ring_ingesters.start();
         Some(ingester)
     } else {
         None

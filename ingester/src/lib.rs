@@ -3,6 +3,7 @@
 
 pub mod distributor;
 pub mod ingester;
+pub mod peers;
 
 use serde::{Deserialize, Serialize};
 

@@ -83,13 +83,17 @@ async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body)
         Err(e) => return error(StatusCode::BAD_REQUEST, format!(
             "cannot decompress the remote-write body for tenant {tenant}: {e}; the body must be snappy block-compressed protobuf (Content-Encoding: snappy)")),
     };
+    let now = now_ms();
+    if let Err(e) = distributor.ha_precheck(&tenant, &raw, now).await {
+        return push_error(e);
+    }
     // Decoding from `Bytes` makes every label a slice of this buffer, not a new String.
     let request = match WriteRequestBytes::decode(Bytes::from(raw)) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!(
             "cannot decode the remote-write body for tenant {tenant} as a prometheus.WriteRequest protobuf: {e}")),
     };
-    match distributor.push(&tenant, request, now_ms()).await {
+    match distributor.push(&tenant, request, now).await {
         Ok(outcome) if outcome.rejected.is_empty() => StatusCode::OK.into_response(),
         Ok(outcome) => {
             tracing::debug!(
@@ -101,20 +105,27 @@ async fn handle_push(distributor: &Distributor, headers: &HeaderMap, body: Body)
                 "tenant {tenant}: {} series written; some samples were rejected and must not be retried:\n{}",
                 outcome.accepted_series, outcome.rejected.join("\n")))
         }
-        Err(PushError::Replication(message)) => {
+        Err(e) => push_error(e),
+    }
+}
+
+/// The answer to a push refused whole: the status follows the remote-write retry contract.
+fn push_error(e: PushError) -> Response {
+    match e {
+        PushError::Replication(message) => {
             tracing::warn!(%message, "push failed");
             error(StatusCode::SERVICE_UNAVAILABLE, message)
         }
-        Err(PushError::RateLimited(message)) => {
+        PushError::RateLimited(message) => {
             tracing::debug!(%message, "push rate limited");
             error(StatusCode::TOO_MANY_REQUESTS, message)
         }
-        Err(PushError::Ha(HaError::Deduplicated(message))) => error(StatusCode::ACCEPTED, message),
-        Err(PushError::Ha(HaError::TooManyClusters(message))) => {
+        PushError::Ha(HaError::Deduplicated(message)) => error(StatusCode::ACCEPTED, message),
+        PushError::Ha(HaError::TooManyClusters(message)) => {
             tracing::debug!(%message, "push refused: too many HA clusters");
             error(StatusCode::BAD_REQUEST, message)
         }
-        Err(PushError::Ha(HaError::Unavailable(message))) => {
+        PushError::Ha(HaError::Unavailable(message)) => {
             tracing::warn!(%message, "push refused by the HA tracker");
             error(StatusCode::SERVICE_UNAVAILABLE, message)
         }

@@ -3,7 +3,6 @@
 
 pub mod ha_tracker;
 pub mod http;
-pub mod peers;
 pub mod rate_limit;
 pub mod validation;
 
@@ -23,8 +22,8 @@ use strata_shared::ring::{MemberState, Ring};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::ingester::Ingester;
+use crate::peers::HealthyDistributors;
 use crate::DistributorConfig;
-use peers::HealthyDistributors;
 use rate_limit::{Decision, RateLimiter};
 use validation::{validate_series, ValidationError};
 
@@ -281,6 +280,40 @@ impl Distributor {
         }
     }
 
+    /// HA deduplication before the body is decoded: a request from a replica that is not
+    /// the elected one is refused from its first series, without decoding the rest
+    /// ([`ha_tracker::HaTracker::precheck`]). `raw` is the uncompressed protobuf.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant))]
+    pub async fn ha_precheck(
+        &self,
+        tenant: &str,
+        raw: &[u8],
+        now_ms: i64,
+    ) -> Result<(), PushError> {
+        let Some(ha) = &self.ha_tracker else {
+            return Ok(());
+        };
+        let limits = self.overrides.tenant(tenant);
+        let limits = ha_tracker::HaLimits::from_limits(&limits);
+        match ha.precheck(tenant, &limits, raw, now_ms).await {
+            Ok(()) => Ok(()),
+            Err((e, samples)) => {
+                self.metrics
+                    .received_samples
+                    .with_label_values(&[tenant])
+                    .inc_by(samples as u64);
+                Err(self.ha_refused(tenant, e, samples))
+            }
+        }
+    }
+
+    fn ha_refused(&self, tenant: &str, e: ha_tracker::HaError, samples: usize) -> PushError {
+        if matches!(e, ha_tracker::HaError::TooManyClusters(_)) {
+            self.discarded.add("too_many_ha_clusters", tenant, samples);
+        }
+        e.into()
+    }
+
     /// Validates and replicates a decoded write request for `tenant`.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant, series = request.timeseries.len()))]
     pub async fn push(
@@ -301,10 +334,7 @@ impl Distributor {
         if let Some(ha) = &self.ha_tracker {
             let limits = ha_tracker::HaLimits::from_limits(&limits);
             if let Err(e) = ha.dedupe(tenant, &limits, &mut request, now_ms).await {
-                if matches!(e, ha_tracker::HaError::TooManyClusters(_)) {
-                    self.discarded.add("too_many_ha_clusters", tenant, received);
-                }
-                return Err(e.into());
+                return Err(self.ha_refused(tenant, e, received));
             }
         }
 

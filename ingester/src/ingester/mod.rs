@@ -25,6 +25,8 @@ use prost::Message;
 use strata_shared::block::{encode_block, BlockDescriptor, SeriesSamples};
 use strata_shared::metrics::DiscardedSamples;
 use strata_shared::overrides::{local_series_limit, Overrides};
+
+use crate::peers::HealthyPeers;
 use strata_shared::proto::ingester::{PushRequest, PushResponse, SampleError, Series};
 use strata_shared::storage::TsdbConfig;
 use tokio::sync::{Mutex, RwLock};
@@ -67,17 +69,22 @@ struct Tenant {
 }
 
 /// Turns a tenant's global series limits into this ingester's share, as Mimir's limiter: the
-/// global limit times the replication factor, divided by the ingesters in the ring.
+/// global limit times the replication factor, divided by the healthy ingesters of the ring.
 #[derive(Debug, Clone)]
 pub struct SeriesLimiter {
     overrides: Arc<Overrides>,
     replication_factor: usize,
-    ingesters: usize,
+    ingesters: Arc<HealthyPeers>,
 }
 
 impl SeriesLimiter {
-    /// `ingesters`: the ring's members (`-ingester.ring.static-members`, 1 when empty).
-    pub fn new(overrides: Arc<Overrides>, replication_factor: usize, ingesters: usize) -> Self {
+    /// `ingesters`: the ring's members (`-ingester.ring.static-members`; none: this one), the
+    /// healthy ones counted in the background.
+    pub fn new(
+        overrides: Arc<Overrides>,
+        replication_factor: usize,
+        ingesters: Arc<HealthyPeers>,
+    ) -> Self {
         Self {
             overrides,
             replication_factor,
@@ -87,18 +94,19 @@ impl SeriesLimiter {
 
     pub fn for_tenant(&self, tenant: &str) -> SeriesLimits {
         let limits = self.overrides.tenant(tenant);
+        let ingesters = self.ingesters.count();
         SeriesLimits {
             global_per_user: limits.max_global_series_per_user,
             local_per_user: local_series_limit(
                 limits.max_global_series_per_user,
                 self.replication_factor,
-                self.ingesters,
+                ingesters,
             ),
             global_per_metric: limits.max_global_series_per_metric,
             local_per_metric: local_series_limit(
                 limits.max_global_series_per_metric,
                 self.replication_factor,
-                self.ingesters,
+                ingesters,
             ),
         }
     }

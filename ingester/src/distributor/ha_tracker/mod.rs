@@ -24,6 +24,7 @@
 pub mod etcd;
 pub mod http;
 pub mod kv;
+pub mod peek;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -1102,26 +1103,84 @@ impl HaTracker {
                 }
                 Ok(())
             }
-            Err(Reject::NotElected { elected }) => {
+            Err(reject) => Err(self.rejection(tenant, limits, &cluster, &replica, samples, reject)),
+        }
+    }
+
+    /// [`HaTracker::dedupe`]'s verdict on a body before it is decoded (`raw`: the
+    /// uncompressed protobuf), from its first series' labels: `Err((error, samples))` for a
+    /// request to refuse whole, `Ok` for one to decode and pass through
+    /// [`HaTracker::dedupe`] (which strips the replica label). A body that cannot be scanned
+    /// is left to the decoder.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant, cluster, replica))]
+    pub async fn precheck(
+        &self,
+        tenant: &str,
+        limits: &HaLimits<'_>,
+        raw: &[u8],
+        now: i64,
+    ) -> Result<(), (HaError, usize)> {
+        if !limits.accept_ha_samples {
+            return Ok(());
+        }
+        let Some(labels) = peek::first_series_labels(raw) else {
+            return Ok(());
+        };
+        let (cluster, replica) = find_ha_labels(&labels, limits);
+        let replica = replica.filter(|r| r.len() <= limits.max_label_value_length);
+        let (Some(cluster), Some(replica)) = (cluster, replica) else {
+            return Ok(());
+        };
+        let span = tracing::Span::current();
+        span.record("tenant", tenant);
+        span.record("cluster", cluster.as_str());
+        span.record("replica", replica.as_str());
+        match self
+            .check_limited(tenant, &cluster, &replica, now, limits.max_clusters)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(reject) => match peek::count_samples(raw) {
+                Some(samples) => Err((
+                    self.rejection(tenant, limits, &cluster, &replica, samples, reject),
+                    samples,
+                )),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// The error for a refused request of `samples` samples; counts deduplicated samples.
+    fn rejection(
+        &self,
+        tenant: &str,
+        limits: &HaLimits<'_>,
+        cluster: &str,
+        replica: &str,
+        samples: usize,
+        reject: Reject,
+    ) -> HaError {
+        match reject {
+            Reject::NotElected { elected } => {
                 self.metrics
                     .deduped_samples
-                    .with_label_values(&[tenant, cluster.as_str()])
+                    .with_label_values(&[tenant, cluster])
                     .inc_by(samples as u64);
-                Err(HaError::Deduplicated(format!(
+                HaError::Deduplicated(format!(
                     "replicas did not match, rejecting sample: replica={replica}, elected={elected}: tenant {tenant}, HA cluster {cluster:?} ({cluster_label}) accepts samples from replica {elected:?} ({replica_label}) only; {samples} samples from replica {replica:?} were dropped (err-strata-ha-replicas-did-not-match); this is expected while both replicas run: replica {replica:?} is elected if {elected:?} sends nothing for -distributor.ha-tracker.failover-timeout ({failover}s)",
                     cluster_label = limits.cluster_label,
                     replica_label = limits.replica_label,
                     failover = self.timeouts.failover_ms as f64 / 1000.0,
-                )))
+                ))
             }
-            Err(Reject::TooManyClusters { limit }) => Err(HaError::TooManyClusters(format!(
+            Reject::TooManyClusters { limit } => HaError::TooManyClusters(format!(
                 "the write request has been rejected because the maximum number of high-availability (HA) clusters has been reached for this tenant (limit: {limit}): tenant {tenant}, new HA cluster {cluster:?} ({cluster_label}); {samples} samples dropped (err-strata-tenant-too-many-ha-clusters). To adjust the related per-tenant limit, configure -distributor.ha-tracker.max-clusters, or contact your service administrator.",
                 cluster_label = limits.cluster_label,
-            ))),
-            Err(Reject::Unavailable(error)) => Err(HaError::Unavailable(format!(
+            )),
+            Reject::Unavailable(error) => HaError::Unavailable(format!(
                 "cannot elect a replica for HA cluster {cluster:?} of tenant {tenant}: the HA tracker's KV store ({}) is unreachable: {error} (err-strata-ha-tracker-kv-unavailable); retry later; check the store (-distributor.ha-tracker.etcd.endpoints)",
                 self.kv.describe()
-            ))),
+            )),
         }
     }
 }

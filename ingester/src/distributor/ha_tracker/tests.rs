@@ -2,6 +2,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
+use prost::Message;
 use strata_shared::proto::prometheus::{Sample, TimeSeriesBytes};
 
 use super::kv::WatchStream;
@@ -704,4 +705,63 @@ async fn the_cleanup_marks_silent_clusters_then_deletes_them_and_a_marked_cluste
         .0
         .iter()
         .any(|(k, _)| k == "t/silent"));
+}
+
+#[tokio::test]
+async fn precheck_refuses_the_other_replica_before_decoding_and_passes_the_rest() {
+    let clock = ManualClock::new();
+    let (t, registry) = tracker(Arc::new(MemoryKv::new()), &clock);
+    wait_for("watch", || t.watch_healthy()).await;
+    let now = clock.now();
+    let body = |replica: &str| {
+        request(&[
+            &[
+                ("__name__", "up"),
+                ("__replica__", replica),
+                ("cluster", "c"),
+            ],
+            &[
+                ("__name__", "x"),
+                ("__replica__", replica),
+                ("cluster", "c"),
+            ],
+            &[
+                ("__name__", "y"),
+                ("__replica__", replica),
+                ("cluster", "c"),
+            ],
+        ])
+        .encode_to_vec()
+    };
+    // The first replica is elected by the precheck itself and passes on to dedupe.
+    assert!(t.precheck("t", &ON, &body("a"), now).await.is_ok());
+    assert_eq!(elected(&t, "t", "c").as_deref(), Some("a"));
+    let Err((HaError::Deduplicated(message), samples)) =
+        t.precheck("t", &ON, &body("b"), now).await
+    else {
+        panic!("the other replica passed the precheck")
+    };
+    assert_eq!(samples, 3);
+    assert!(
+        message.contains("3 samples from replica \"b\""),
+        "{message}"
+    );
+    assert_eq!(
+        metric(&registry, "strata_distributor_deduped_samples_total"),
+        3.0
+    );
+    // A body that does not scan (here: cut short) is left to the decoder, not answered 202.
+    let cut = body("b");
+    assert!(t
+        .precheck("t", &ON, &cut[..cut.len() - 3], now)
+        .await
+        .is_ok());
+    // Not an HA request, or HA off for the tenant: passes.
+    let plain = request(&[&[("__name__", "up")]]).encode_to_vec();
+    assert!(t.precheck("t", &ON, &plain, now).await.is_ok());
+    let off = HaLimits {
+        accept_ha_samples: false,
+        ..ON
+    };
+    assert!(t.precheck("t", &off, &body("b"), now).await.is_ok());
 }
