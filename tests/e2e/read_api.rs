@@ -568,3 +568,95 @@ fn querier_reads_remote_ingester_and_store_gateway_over_grpc() {
     });
     check("in object storage, through the store-gateway over gRPC");
 }
+
+/// The ingester answers for its recent blocks from their local copies (kept for
+/// `-blocks-storage.tsdb.retention-period`, 13 h), with the querier's default split sending
+/// every query of the last 12 h to the ingesters: after a flush the head is empty and these
+/// answers come from `shipped/` alone. Selective and broad selectors, sub-ranges that cut
+/// through blocks, and aggregations all match what was pushed.
+#[test]
+fn recent_blocks_are_read_from_the_ingesters_local_copies() {
+    const MINUTE: i64 = 60_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let strata = Strata::start("strata-local-blocks", dir.path(), &[]);
+    let start = (now_ms() - 190 * MINUTE) / MINUTE * MINUTE;
+    let value = |metric: usize, i: usize, minute: i64| {
+        (metric * 1000 + i * 10) as f64 + minute as f64 * 0.5
+    };
+    let metrics = ["a", "b", "c"];
+    // 3 metrics x 20 series, one sample a minute for 180 minutes, pushed in time order.
+    for chunk in 0..18i64 {
+        let mut timeseries = Vec::new();
+        for (m, name) in metrics.iter().enumerate() {
+            for i in 0..20usize {
+                let id = format!("{i:02}");
+                let samples: Vec<(i64, f64)> = (chunk * 10..chunk * 10 + 10)
+                    .map(|k| (start + k * MINUTE, value(m, i, k)))
+                    .collect();
+                timeseries.push(series(&[("__name__", name), ("i", &id)], &samples));
+            }
+        }
+        let (status, body) = push(
+            &strata,
+            Some("local"),
+            &WriteRequest {
+                timeseries,
+                metadata: vec![],
+            },
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    strata.flush();
+    let shipped = dir.path().join("tsdb").join("shipped").join("local");
+    wait_until("blocks kept in shipped/", || {
+        std::fs::read_dir(&shipped)
+            .map(|d| d.count() >= 2)
+            .unwrap_or(false)
+    });
+
+    let query = |q: &str, at: i64| -> Value {
+        crate::fixtures::api_query(&strata.url(""), Some("local"), q, at)["data"]["result"].clone()
+    };
+    // One series, every sample, across both blocks.
+    let result = query(r#"b{i="07"}[4h]"#, start + 185 * MINUTE);
+    let points = result[0]["values"].as_array().expect("matrix").clone();
+    assert_eq!(result.as_array().map(Vec::len), Some(1), "{result}");
+    assert_eq!(points.len(), 180);
+    for (k, point) in points.iter().enumerate() {
+        let t = (start + k as i64 * MINUTE) as f64 / 1000.0;
+        assert_eq!(point[0].as_f64(), Some(t), "{point}");
+        assert_eq!(
+            point[1].as_str(),
+            Some(value(1, 7, k as i64).to_string().as_str())
+        );
+    }
+    // A window inside one block: [t - 30m, t], both ends included in Prometheus 2.42.
+    let result = query(r#"a{i="00"}[30m]"#, start + 90 * MINUTE);
+    let points = result[0]["values"].as_array().expect("matrix").clone();
+    assert_eq!(points.len(), 31, "{result}");
+    assert_eq!(
+        points[0][1].as_str(),
+        Some(value(0, 0, 60).to_string().as_str())
+    );
+    assert_eq!(
+        points[30][1].as_str(),
+        Some(value(0, 0, 90).to_string().as_str())
+    );
+    // Regexes over names and labels, and an aggregation over a whole metric.
+    let result = query(r#"count({__name__=~"a|c", i=~"1."})"#, start + 100 * MINUTE);
+    assert_eq!(result[0]["value"][1].as_str(), Some("20"), "{result}");
+    let want: f64 = (0..20).map(|i| value(2, i, 150)).sum();
+    let result = query("sum(c)", start + 150 * MINUTE);
+    assert_eq!(
+        result[0]["value"][1].as_str(),
+        Some(want.to_string().as_str()),
+        "{result}"
+    );
+    // Nothing matches: an empty answer, not an error.
+    assert_eq!(
+        query(r#"b{i="99"}"#, start + 150 * MINUTE)
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+}

@@ -7,11 +7,13 @@
 //! sample moving during a query is seen at least once; the querier's merge drops the repeats.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use strata_shared::block::{
-    decode_block, decode_series_table, BlockMeta, SeriesSamples, DATA_FILES, META_FILE, SERIES_FILE,
+    decode_block_where, decode_series_table, BlockMeta, SeriesSamples, META_FILE, SAMPLES_FILE,
+    SERIES_FILE, TIMESTAMPS_FILE,
 };
 use strata_shared::labels::Labels;
 use strata_shared::query::{matches_all, QueryError, SelectRequest, SeriesSource, SeriesStream};
@@ -114,22 +116,44 @@ fn block_error(dir: &Path, e: impl std::fmt::Display) -> QueryError {
     QueryError::Internal(format!("decoding local block {}: {e}", dir.display()))
 }
 
-/// The samples of matching series in a local block. Decodes the whole block: local blocks are
-/// recent, few and small; the store-gateway is the path with pushed-down scans.
+/// Opens a file of a local block; `None` when the block was moved or deleted meanwhile (a
+/// later directory of the scan has it, or object storage does). An open file stays readable
+/// when the block is renamed or deleted under it.
+fn open_file(dir: &Path, name: &str) -> Result<Option<File>, QueryError> {
+    match File::open(dir.join(name)) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(QueryError::Internal(format!(
+            "reading local block {}/{name}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// The samples of matching series in a local block: the series table first, then only the
+/// pages of `samples.parquet` that hold matching series (nothing more when none matches).
 fn select_block(
     block: &LocalBlock,
     request: &SelectRequest,
 ) -> Result<Vec<SeriesSamples>, QueryError> {
-    let Some(files) = read_files(&block.dir, &DATA_FILES)? else {
+    let dir = &block.dir;
+    let (Some(series), Some(timestamps), Some(samples)) = (
+        open_file(dir, SERIES_FILE)?,
+        open_file(dir, TIMESTAMPS_FILE)?,
+        open_file(dir, SAMPLES_FILE)?,
+    ) else {
         return Ok(Vec::new());
     };
-    let series = decode_block(&files).map_err(|e| block_error(&block.dir, e))?;
+    let (start, end) = (request.start_ms, request.end_ms);
+    let series = decode_block_where(series, timestamps, samples, |labels, first, last| {
+        first <= end && last >= start && matches_all(&request.matchers, labels)
+    })
+    .map_err(|e| block_error(dir, e))?;
     Ok(series
         .into_iter()
-        .filter(|s| matches_all(&request.matchers, &s.labels))
         .filter_map(|s| {
-            let from = s.timestamps.partition_point(|t| *t < request.start_ms);
-            let to = s.timestamps.partition_point(|t| *t <= request.end_ms);
+            let from = s.timestamps.partition_point(|t| *t < start);
+            let to = s.timestamps.partition_point(|t| *t <= end);
             (from < to).then(|| SeriesSamples {
                 labels: s.labels,
                 timestamps: s.timestamps[from..to].to_vec(),

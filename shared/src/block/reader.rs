@@ -8,7 +8,13 @@ use arrow::array::{Array, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBat
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, Int8Type};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::reader::ChunkReader;
+use parquet::file::statistics::Statistics;
 
 use super::codec::unscaled_value;
 use super::schema::{
@@ -27,15 +33,62 @@ const RESERVE_LIMIT: usize = 64 * 1024;
 /// as written. `files` maps file names to contents; `meta.json` may be present and is not
 /// needed.
 pub fn decode_block(files: &HashMap<String, Bytes>) -> Result<Vec<SeriesSamples>, BlockError> {
-    let (mut series, series_info) = read_series(file(files, SERIES_FILE)?)?;
-    let groups = read_timestamps(file(files, TIMESTAMPS_FILE)?)?;
+    let (mut series, series_info) = read_series(file(files, SERIES_FILE)?.clone())?;
+    let groups = read_timestamps(file(files, TIMESTAMPS_FILE)?.clone())?;
     read_samples(
-        file(files, SAMPLES_FILE)?,
+        file(files, SAMPLES_FILE)?.clone(),
         &mut series,
         &series_info,
         &groups,
+        None,
     )?;
-    for (s, info) in series.iter().zip(&series_info) {
+    check_counts(&series, &series_info)?;
+    Ok(series)
+}
+
+/// The series of a block for which `keep(labels, first, last)` holds (sample timestamps in
+/// ms, inclusive), bit-exactly as written, in block order. Reads `series.parquet` first and
+/// nothing more when no series is kept; of `samples.parquet` it reads only the row groups and
+/// pages whose `series_id` range holds a kept series (the file is sorted by series and has a
+/// page index). Files are anything parquet reads from: `Bytes`, or a `File` of a local block.
+pub fn decode_block_where<R: ChunkReader + 'static>(
+    series_file: R,
+    timestamps_file: R,
+    samples_file: R,
+    keep: impl Fn(&Labels, i64, i64) -> bool,
+) -> Result<Vec<SeriesSamples>, BlockError> {
+    let (mut series, series_info) = read_series(series_file)?;
+    let wanted: Vec<bool> = series
+        .iter()
+        .zip(&series_info)
+        .map(|(s, i)| keep(&s.labels, i.min_time, i.max_time))
+        .collect();
+    if !wanted.contains(&true) {
+        return Ok(Vec::new());
+    }
+    let groups = read_timestamps(timestamps_file)?;
+    read_samples(
+        samples_file,
+        &mut series,
+        &series_info,
+        &groups,
+        Some(&wanted),
+    )?;
+    let (series, series_info): (Vec<_>, Vec<_>) = series
+        .into_iter()
+        .zip(series_info)
+        .zip(&wanted)
+        .filter(|(_, keep)| **keep)
+        .map(|(pair, _)| pair)
+        .unzip();
+    check_counts(&series, &series_info)?;
+    Ok(series)
+}
+
+/// Every series has the samples its `series.parquet` row announces: catches a damaged file,
+/// and a page selection that missed rows of a series.
+fn check_counts(series: &[SeriesSamples], series_info: &[SeriesInfo]) -> Result<(), BlockError> {
+    for (s, info) in series.iter().zip(series_info) {
         let found = (s.values.len(), s.timestamps.first(), s.timestamps.last());
         let listed = (info.num_samples, Some(&info.min_time), Some(&info.max_time));
         if found != listed {
@@ -48,13 +101,13 @@ pub fn decode_block(files: &HashMap<String, Bytes>) -> Result<Vec<SeriesSamples>
             ));
         }
     }
-    Ok(series)
+    Ok(())
 }
 
 /// The label sets of a block's series with their first and last sample timestamps (ms,
 /// inclusive), read from `series.parquet` alone: what label and series queries need.
 pub fn decode_series_table(series_file: &Bytes) -> Result<Vec<(Labels, i64, i64)>, BlockError> {
-    let (series, info) = read_series(series_file)?;
+    let (series, info) = read_series(series_file.clone())?;
     Ok(series
         .into_iter()
         .zip(info)
@@ -79,9 +132,23 @@ fn file<'a>(files: &'a HashMap<String, Bytes>, name: &str) -> Result<&'a Bytes, 
 }
 
 /// Calls `each` with every record batch of a data file, after checking it is one.
-fn for_each_batch(
+fn for_each_batch<R: ChunkReader + 'static>(
     name: &str,
-    bytes: &Bytes,
+    reader: R,
+    each: impl FnMut(&RecordBatch) -> Result<(), BlockError>,
+) -> Result<(), BlockError> {
+    for_each_selected_batch(name, reader, |_| Ok(None), each)
+}
+
+/// Which row groups of a file to read, and which of their rows; None: all.
+type Selection = Option<(Vec<usize>, RowSelection)>;
+
+/// [`for_each_batch`] over the rows `select` picks from the file's metadata (read with its
+/// page index, when it has one).
+fn for_each_selected_batch<R: ChunkReader + 'static>(
+    name: &str,
+    reader: R,
+    select: impl FnOnce(&ParquetMetaData) -> Result<Selection, BlockError>,
     mut each: impl FnMut(&RecordBatch) -> Result<(), BlockError>,
 ) -> Result<(), BlockError> {
     let parquet_error = |what| {
@@ -91,7 +158,8 @@ fn for_each_batch(
             source,
         }
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(reader, options)
         .map_err(parquet_error("reading the footer"))?;
     let format = builder
         .metadata()
@@ -105,6 +173,10 @@ fn for_each_batch(
             format!("format is {format:?}, this reader knows {FORMAT:?}"),
         ));
     }
+    let builder = match select(builder.metadata())? {
+        Some((row_groups, rows)) => builder.with_row_groups(row_groups).with_row_selection(rows),
+        None => builder,
+    };
     let reader = builder
         .with_batch_size(BATCH_ROWS)
         .build()
@@ -137,10 +209,12 @@ fn primitive<T: ArrowPrimitiveType>(
     Ok(array.as_primitive::<T>().clone())
 }
 
-fn read_series(bytes: &Bytes) -> Result<(Vec<SeriesSamples>, Vec<SeriesInfo>), BlockError> {
+fn read_series<R: ChunkReader + 'static>(
+    reader: R,
+) -> Result<(Vec<SeriesSamples>, Vec<SeriesInfo>), BlockError> {
     let mut series = Vec::new();
     let mut info = Vec::new();
-    for_each_batch(SERIES_FILE, bytes, |batch| {
+    for_each_batch(SERIES_FILE, reader, |batch| {
         let ids = primitive::<Int32Type>(SERIES_FILE, batch, SERIES_ID)?;
         let groups = primitive::<Int32Type>(SERIES_FILE, batch, TS_GROUP)?;
         let scales = primitive::<Int8Type>(SERIES_FILE, batch, SCALE)?;
@@ -202,9 +276,9 @@ fn read_series(bytes: &Bytes) -> Result<(Vec<SeriesSamples>, Vec<SeriesInfo>), B
     Ok((series, info))
 }
 
-fn read_timestamps(bytes: &Bytes) -> Result<Vec<Vec<i64>>, BlockError> {
+fn read_timestamps<R: ChunkReader + 'static>(reader: R) -> Result<Vec<Vec<i64>>, BlockError> {
     let mut groups: Vec<Vec<i64>> = Vec::new();
-    for_each_batch(TIMESTAMPS_FILE, bytes, |batch| {
+    for_each_batch(TIMESTAMPS_FILE, reader, |batch| {
         let group_ids = primitive::<Int32Type>(TIMESTAMPS_FILE, batch, TS_GROUP)?;
         let scrapes = primitive::<Int32Type>(TIMESTAMPS_FILE, batch, SCRAPE)?;
         let timestamps = primitive::<Int64Type>(TIMESTAMPS_FILE, batch, TIMESTAMP)?;
@@ -241,17 +315,33 @@ fn read_timestamps(bytes: &Bytes) -> Result<Vec<Vec<i64>>, BlockError> {
     Ok(groups)
 }
 
-fn read_samples(
-    bytes: &Bytes,
+/// Reads `samples.parquet` into `series`; with `wanted`, only the rows of wanted series
+/// (from the pages that can hold them: [`wanted_rows`]).
+fn read_samples<R: ChunkReader + 'static>(
+    reader: R,
     series: &mut [SeriesSamples],
     info: &[SeriesInfo],
     groups: &[Vec<i64>],
+    wanted: Option<&[bool]>,
 ) -> Result<(), BlockError> {
+    let wanted_ids: Vec<i32> = wanted
+        .map(|w| {
+            w.iter()
+                .enumerate()
+                .filter(|(_, keep)| **keep)
+                .filter_map(|(id, _)| i32::try_from(id).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     // Where the previous row was: samples must come by series, then by scrape.
     let mut previous: Option<(usize, i32)> = None;
     // The running sum of value_int_delta in the current series.
     let mut integer = 0i64;
-    for_each_batch(SAMPLES_FILE, bytes, |batch| {
+    let select = |metadata: &ParquetMetaData| match wanted {
+        Some(_) => Ok(Some(wanted_rows(metadata, &wanted_ids)?)),
+        None => Ok(None),
+    };
+    for_each_selected_batch(SAMPLES_FILE, reader, select, |batch| {
         let ids = primitive::<Int32Type>(SAMPLES_FILE, batch, SERIES_ID)?;
         let scrapes = primitive::<Int32Type>(SAMPLES_FILE, batch, SCRAPE)?;
         let ints = primitive::<Int64Type>(SAMPLES_FILE, batch, VALUE_INT_DELTA)?;
@@ -280,6 +370,9 @@ fn read_samples(
             let (Some(s), Some(series_info)) = (series.get_mut(id), info.get(id)) else {
                 return Err(corrupt("no such series"));
             };
+            if wanted.is_some_and(|w| !w.get(id).copied().unwrap_or(false)) {
+                continue;
+            }
             let timestamp = groups
                 .get(series_info.group)
                 .and_then(|g| g.get(usize::try_from(scrape).ok()?))
@@ -306,4 +399,76 @@ fn read_samples(
         }
         Ok(())
     })
+}
+
+/// The row groups and rows of `samples.parquet` that can hold the series in `wanted` (sorted
+/// ids): a row group whose `series_id` statistics miss them all is skipped, and within the
+/// others a page whose `series_id` range (column index) misses them all. Every page holding a
+/// row of a wanted series has that id within its range, so each wanted series is read whole,
+/// from its first row: the running sum of `value_int_delta` starts where it must.
+fn wanted_rows(
+    metadata: &ParquetMetaData,
+    wanted: &[i32],
+) -> Result<(Vec<usize>, RowSelection), BlockError> {
+    let holds_wanted = |min: i32, max: i32| {
+        let i = wanted.partition_point(|w| *w < min);
+        wanted.get(i).is_some_and(|w| *w <= max)
+    };
+    let (mut row_groups, mut ranges, mut offset) = (Vec::new(), Vec::new(), 0usize);
+    for (r, row_group) in metadata.row_groups().iter().enumerate() {
+        let rows = usize::try_from(row_group.num_rows()).unwrap_or(0);
+        let column = row_group
+            .columns()
+            .iter()
+            .position(|c| c.column_path().string() == SERIES_ID)
+            .ok_or_else(|| BlockError::corrupt(SAMPLES_FILE, format!("no column {SERIES_ID}")))?;
+        let group_may_hold = match row_group.column(column).statistics() {
+            Some(Statistics::Int32(stats)) => match (stats.min_opt(), stats.max_opt()) {
+                (Some(min), Some(max)) => holds_wanted(*min, *max),
+                _ => true,
+            },
+            _ => true,
+        };
+        if !group_may_hold {
+            continue;
+        }
+        row_groups.push(r);
+        let pages = metadata
+            .offset_index()
+            .and_then(|o| o.get(r))
+            .and_then(|cols| cols.get(column))
+            .map(|o| o.page_locations());
+        let bounds = match metadata
+            .column_index()
+            .and_then(|c| c.get(r))
+            .and_then(|cols| cols.get(column))
+        {
+            Some(ColumnIndexMetaData::INT32(index)) => Some(index),
+            _ => None,
+        };
+        match (pages, bounds) {
+            (Some(pages), Some(bounds)) if pages.len() == bounds.min_values().len() => {
+                for (p, page) in pages.iter().enumerate() {
+                    let start = usize::try_from(page.first_row_index).unwrap_or(0);
+                    let end = pages
+                        .get(p + 1)
+                        .and_then(|next| usize::try_from(next.first_row_index).ok())
+                        .unwrap_or(rows);
+                    let keep = match (bounds.min_value(p), bounds.max_value(p)) {
+                        (Some(min), Some(max)) => holds_wanted(*min, *max),
+                        _ => true,
+                    };
+                    if keep {
+                        ranges.push(offset + start..offset + end);
+                    }
+                }
+            }
+            _ => ranges.push(offset..offset + rows),
+        }
+        offset += rows;
+    }
+    Ok((
+        row_groups,
+        RowSelection::from_consecutive_ranges(ranges.into_iter(), offset),
+    ))
 }

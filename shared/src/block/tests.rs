@@ -604,3 +604,129 @@ fn inspect_reports_schema_row_groups_and_bytes_per_sample() {
         );
     }
 }
+
+/// A file in memory that counts the bytes parquet asks of it.
+#[derive(Clone)]
+struct CountingReader {
+    bytes: Bytes,
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingReader {
+    fn new(bytes: &Bytes) -> Self {
+        Self {
+            bytes: bytes.clone(),
+            read: Default::default(),
+        }
+    }
+    fn read(&self) -> usize {
+        self.read.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl parquet::file::reader::Length for CountingReader {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+impl parquet::file::reader::ChunkReader for CountingReader {
+    type T = bytes::buf::Reader<Bytes>;
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let rest = self.bytes.slice(start as usize..);
+        self.read
+            .fetch_add(rest.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(bytes::Buf::reader(rest))
+    }
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.read
+            .fetch_add(length, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.bytes.slice(start as usize..start as usize + length))
+    }
+}
+
+#[test]
+fn decode_block_where_reads_only_the_pages_of_the_wanted_series() {
+    // 40 series of 300 samples in row groups of 2,000 rows and pages of 250: series 13
+    // (rows 3,900..4,200) starts inside a page of row group 1 and ends in row group 2, so
+    // its running integer sum must carry over; series 39 is the last.
+    let mut input = Vec::new();
+    for i in 0..40usize {
+        let id = format!("{i:02}");
+        let values: Vec<f64> = (0..300usize)
+            .map(|n| {
+                if i % 5 == 0 {
+                    (n as f64).sqrt()
+                } else {
+                    (n * i) as f64 / 8.0
+                }
+            })
+            .collect();
+        input.push(series(
+            &[("__name__", "m"), ("i", &id)],
+            scrapes(i as i64, 300),
+            values,
+        ));
+    }
+    let options = EncodeOptions {
+        row_group_rows: 2_000,
+        data_page_rows: 250,
+        ..EncodeOptions::default()
+    };
+    let block = assert_round_trip_with(input, &options);
+    let files = files_of(&block);
+    let all = decode_block(&files).expect("decodes");
+    let reader = |name: &str| CountingReader::new(&files[name]);
+
+    for wanted in [
+        vec!["13"],
+        vec!["00", "13", "39"],
+        vec!["07", "08", "09", "10"],
+    ] {
+        let (series_file, timestamps, samples) = (
+            reader(SERIES_FILE),
+            reader(TIMESTAMPS_FILE),
+            reader(SAMPLES_FILE),
+        );
+        let got = decode_block_where(series_file, timestamps, samples.clone(), |labels, _, _| {
+            labels.get("i").is_some_and(|i| wanted.contains(&i))
+        })
+        .expect("decodes");
+        let want: Vec<&SeriesSamples> = all
+            .iter()
+            .filter(|s| s.labels.get("i").is_some_and(|i| wanted.contains(&i)))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{wanted:?}");
+        for (w, g) in want.iter().zip(&got) {
+            assert!(w.same_bits(g), "{}", w.labels);
+        }
+        let size = files[SAMPLES_FILE].len();
+        assert!(
+            samples.read() < size / 2,
+            "{wanted:?}: read {} of {size} bytes of {SAMPLES_FILE}",
+            samples.read()
+        );
+    }
+
+    // Nothing wanted: the data files are not even opened (garbage stands in for them).
+    let garbage = Bytes::from_static(b"not parquet at all");
+    let none = decode_block_where(
+        files[SERIES_FILE].clone(),
+        garbage.clone(),
+        garbage,
+        |_, _, _| false,
+    )
+    .expect("decodes");
+    assert!(none.is_empty());
+
+    // By time: the filter sees each series' first and last timestamps.
+    let late = decode_block_where(
+        files[SERIES_FILE].clone(),
+        files[TIMESTAMPS_FILE].clone(),
+        files[SAMPLES_FILE].clone(),
+        |_, first, _| first >= START + 35,
+    )
+    .expect("decodes");
+    let ids: Vec<&str> = late.iter().filter_map(|s| s.labels.get("i")).collect();
+    assert_eq!(ids, vec!["35", "36", "37", "38", "39"]);
+}
