@@ -652,6 +652,18 @@ fn recent_blocks_are_read_from_the_ingesters_local_copies() {
         Some(want.to_string().as_str()),
         "{result}"
     );
+    // Metadata from the same blocks' series tables (read once, then cached), twice.
+    for _ in 0..2 {
+        let (status, v) = get(&strata, Some("local"), "/api/v1/label/i/values");
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"].as_array().map(Vec::len), Some(20), "{v}");
+        let (status, v) = get(&strata, Some("local"), "/api/v1/series?match[]=b");
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"].as_array().map(Vec::len), Some(20), "{v}");
+        let (status, v) = get(&strata, Some("local"), "/api/v1/labels");
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(strings(&v["data"]), vec!["__name__", "i"], "{v}");
+    }
     // Nothing matches: an empty answer, not an error.
     assert_eq!(
         query(r#"b{i="99"}"#, start + 150 * MINUTE)

@@ -128,6 +128,8 @@ pub struct Ingester {
     stopping: std::sync::atomic::AtomicBool,
     /// Woken by a push that closed a range, so a backfill is cut as it goes, not a minute later.
     cut_wanted: tokio::sync::Notify,
+    /// Decoded series tables of the local blocks queries read.
+    series_tables: Arc<query::SeriesTableCache>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -182,6 +184,7 @@ impl Ingester {
             limiter,
             stopping: std::sync::atomic::AtomicBool::new(false),
             cut_wanted: tokio::sync::Notify::new(),
+            series_tables: Arc::default(),
         });
         let mut replayed_samples = 0usize;
         let record_count = records.len();

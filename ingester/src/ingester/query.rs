@@ -9,10 +9,10 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use strata_shared::block::{
-    decode_block_where, decode_series_table, BlockMeta, SeriesSamples, META_FILE, SAMPLES_FILE,
+    decode_series_where, BlockMeta, SeriesSamples, SeriesTable, META_FILE, SAMPLES_FILE,
     SERIES_FILE, TIMESTAMPS_FILE,
 };
 use strata_shared::labels::Labels;
@@ -25,6 +25,51 @@ use super::Ingester;
 #[derive(Debug)]
 struct LocalBlock {
     dir: PathBuf,
+    ulid: String,
+}
+
+/// Decoded series tables of local blocks, by (tenant, block ULID): blocks are immutable, and
+/// queries of recent data read the same few blocks again and again, so each series table is
+/// read once (it is what every select filters and every metadata call answers from). The
+/// entries of a tenant are pruned to the blocks its latest scan found, so a block deleted
+/// after its retention leaves the cache at the tenant's next query; the cache holds at most
+/// the series tables of the blocks on local disk.
+#[derive(Debug, Default)]
+pub struct SeriesTableCache {
+    tables: Mutex<HashMap<(String, String), Arc<SeriesTable>>>,
+}
+
+impl SeriesTableCache {
+    fn tables(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<SeriesTable>>> {
+        self.tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The block's series table, read on first use; `None` when the block was moved or
+    /// deleted before it could be read.
+    fn get(
+        &self,
+        tenant: &str,
+        block: &LocalBlock,
+    ) -> Result<Option<Arc<SeriesTable>>, QueryError> {
+        let key = (tenant.to_string(), block.ulid.clone());
+        if let Some(table) = self.tables().get(&key) {
+            return Ok(Some(table.clone()));
+        }
+        let Some(file) = open_file(&block.dir, SERIES_FILE)? else {
+            return Ok(None);
+        };
+        let table = Arc::new(SeriesTable::read(file).map_err(|e| block_error(&block.dir, e))?);
+        self.tables().insert(key, table.clone());
+        Ok(Some(table))
+    }
+
+    /// Forgets the tenant's blocks that are not in `present`.
+    fn retain(&self, tenant: &str, present: &HashSet<String>) {
+        self.tables()
+            .retain(|(t, ulid), _| t != tenant || present.contains(ulid));
+    }
 }
 
 impl Ingester {
@@ -72,10 +117,26 @@ impl Ingester {
                     continue;
                 }
                 if seen.insert(meta.ulid.clone()) {
-                    out.push(LocalBlock { dir });
+                    out.push(LocalBlock {
+                        dir,
+                        ulid: meta.ulid,
+                    });
                 }
             }
         }
+        // Blocks outside the range are still on disk: keep their tables too.
+        let mut present = seen;
+        for base in ["shipping", "shipped"] {
+            let tenant_dir = self.local_dir().join(base).join(&request.tenant);
+            if let Ok(entries) = std::fs::read_dir(&tenant_dir) {
+                present.extend(
+                    entries
+                        .flatten()
+                        .filter_map(|e| e.file_name().into_string().ok()),
+                );
+            }
+        }
+        self.series_tables.retain(&request.tenant, &present);
         out
     }
 }
@@ -89,27 +150,6 @@ fn read_meta(dir: &Path) -> Option<BlockMeta> {
             None
         }
     }
-}
-
-/// Reads the named files of a local block; `None` when the block was moved or deleted
-/// meanwhile (a later directory of the scan has it, or object storage does).
-fn read_files(dir: &Path, names: &[&str]) -> Result<Option<HashMap<String, Bytes>>, QueryError> {
-    let mut files = HashMap::new();
-    for name in names {
-        match std::fs::read(dir.join(name)) {
-            Ok(bytes) => {
-                files.insert(name.to_string(), Bytes::from(bytes));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(QueryError::Internal(format!(
-                    "reading local block {}/{name}: {e}",
-                    dir.display()
-                )))
-            }
-        }
-    }
-    Ok(Some(files))
 }
 
 fn block_error(dir: &Path, e: impl std::fmt::Display) -> QueryError {
@@ -135,17 +175,20 @@ fn open_file(dir: &Path, name: &str) -> Result<Option<File>, QueryError> {
 fn select_block(
     block: &LocalBlock,
     request: &SelectRequest,
+    tables: &SeriesTableCache,
 ) -> Result<Vec<SeriesSamples>, QueryError> {
     let dir = &block.dir;
-    let (Some(series), Some(timestamps), Some(samples)) = (
-        open_file(dir, SERIES_FILE)?,
+    let Some(table) = tables.get(&request.tenant, block)? else {
+        return Ok(Vec::new());
+    };
+    let (Some(timestamps), Some(samples)) = (
         open_file(dir, TIMESTAMPS_FILE)?,
         open_file(dir, SAMPLES_FILE)?,
     ) else {
         return Ok(Vec::new());
     };
     let (start, end) = (request.start_ms, request.end_ms);
-    let series = decode_block_where(series, timestamps, samples, |labels, first, last| {
+    let series = decode_series_where(&table, timestamps, samples, |labels, first, last| {
         first <= end && last >= start && matches_all(&request.matchers, labels)
     })
     .map_err(|e| block_error(dir, e))?;
@@ -165,22 +208,22 @@ fn select_block(
 
 /// Label sets of matching series in a local block with samples in the range, from its series
 /// table alone.
-fn block_labels(block: &LocalBlock, request: &SelectRequest) -> Result<Vec<Labels>, QueryError> {
-    let Some(files) = read_files(&block.dir, &[SERIES_FILE])? else {
+fn block_labels(
+    block: &LocalBlock,
+    request: &SelectRequest,
+    tables: &SeriesTableCache,
+) -> Result<Vec<Labels>, QueryError> {
+    let Some(table) = tables.get(&request.tenant, block)? else {
         return Ok(Vec::new());
     };
-    let Some(series_file) = files.get(SERIES_FILE) else {
-        return Ok(Vec::new());
-    };
-    let table = decode_series_table(series_file).map_err(|e| block_error(&block.dir, e))?;
     Ok(table
-        .into_iter()
+        .series()
         .filter(|(labels, min, max)| {
             *min <= request.end_ms
                 && *max >= request.start_ms
                 && matches_all(&request.matchers, labels)
         })
-        .map(|(labels, _, _)| labels)
+        .map(|(labels, _, _)| labels.clone())
         .collect())
 }
 
@@ -216,10 +259,11 @@ impl Ingester {
         }
         let blocks = self.local_blocks(request);
         let request = request.clone();
+        let tables = self.series_tables.clone();
         let from_blocks = tokio::task::spawn_blocking(move || {
             let mut labels = Vec::new();
             for block in &blocks {
-                labels.extend(block_labels(block, &request)?);
+                labels.extend(block_labels(block, &request, &tables)?);
             }
             Ok::<_, QueryError>(labels)
         })
@@ -239,10 +283,11 @@ impl SeriesSource for Ingester {
             let blocks = self.local_blocks(request);
             if !blocks.is_empty() {
                 let request = request.clone();
+                let tables = self.series_tables.clone();
                 let from_blocks = tokio::task::spawn_blocking(move || {
                     let mut series = Vec::new();
                     for block in &blocks {
-                        series.extend(select_block(block, &request)?);
+                        series.extend(select_block(block, &request, &tables)?);
                     }
                     Ok::<_, QueryError>(series)
                 })

@@ -29,7 +29,9 @@ pub use codec::{
 };
 pub use inspect::inspect_report;
 pub use meta::{BlockCompaction, BlockFile, BlockMeta, BlockStats, StrataMeta};
-pub use reader::{decode_block, decode_block_where, decode_series_table};
+pub use reader::{
+    decode_block, decode_block_where, decode_series_table, decode_series_where, SeriesTable,
+};
 pub use writer::{encode_block, encode_block_with, EncodeOptions};
 
 /// Column names of the data files and the mapping between labels and the label columns of

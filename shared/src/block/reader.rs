@@ -46,6 +46,51 @@ pub fn decode_block(files: &HashMap<String, Bytes>) -> Result<Vec<SeriesSamples>
     Ok(series)
 }
 
+/// A block's series table (`series.parquet`) decoded: each series' labels, first and last
+/// sample timestamps, and what the reader needs to find its samples. Blocks are immutable, so
+/// a reader that queries a block often keeps this and skips the file next time.
+#[derive(Debug)]
+pub struct SeriesTable {
+    labels: Vec<Labels>,
+    info: Vec<SeriesInfo>,
+}
+
+impl SeriesTable {
+    /// Reads `series.parquet`.
+    pub fn read<R: ChunkReader + 'static>(series_file: R) -> Result<Self, BlockError> {
+        let (series, info) = read_series(series_file)?;
+        Ok(Self {
+            labels: series.into_iter().map(|s| s.labels).collect(),
+            info,
+        })
+    }
+
+    /// Series in the block.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Every series' labels with its first and last sample timestamps (ms, inclusive), in
+    /// block order.
+    pub fn series(&self) -> impl Iterator<Item = (&Labels, i64, i64)> + '_ {
+        self.labels
+            .iter()
+            .zip(&self.info)
+            .map(|(labels, info)| (labels, info.min_time, info.max_time))
+    }
+
+    /// Approximate heap bytes, for a cache's bound.
+    pub fn heap_bytes(&self) -> usize {
+        self.labels.iter().map(Labels::heap_bytes).sum::<usize>()
+            + self.labels.capacity() * std::mem::size_of::<Labels>()
+            + self.info.capacity() * std::mem::size_of::<SeriesInfo>()
+    }
+}
+
 /// The series of a block for which `keep(labels, first, last)` holds (sample timestamps in
 /// ms, inclusive), bit-exactly as written, in block order. Reads `series.parquet` first and
 /// nothing more when no series is kept; of `samples.parquet` it reads only the row groups and
@@ -57,32 +102,62 @@ pub fn decode_block_where<R: ChunkReader + 'static>(
     samples_file: R,
     keep: impl Fn(&Labels, i64, i64) -> bool,
 ) -> Result<Vec<SeriesSamples>, BlockError> {
-    let (mut series, series_info) = read_series(series_file)?;
-    let wanted: Vec<bool> = series
-        .iter()
-        .zip(&series_info)
-        .map(|(s, i)| keep(&s.labels, i.min_time, i.max_time))
+    let table = SeriesTable::read(series_file)?;
+    decode_series_where(&table, timestamps_file, samples_file, keep)
+}
+
+/// [`decode_block_where`] with the block's series table already read.
+pub fn decode_series_where<R: ChunkReader + 'static>(
+    table: &SeriesTable,
+    timestamps_file: R,
+    samples_file: R,
+    keep: impl Fn(&Labels, i64, i64) -> bool,
+) -> Result<Vec<SeriesSamples>, BlockError> {
+    let wanted: Vec<bool> = table
+        .series()
+        .map(|(labels, first, last)| keep(labels, first, last))
         .collect();
     if !wanted.contains(&true) {
         return Ok(Vec::new());
     }
     let groups = read_timestamps(timestamps_file)?;
+    let mut series: Vec<SeriesSamples> = table
+        .labels
+        .iter()
+        .zip(&table.info)
+        .zip(&wanted)
+        .map(|((labels, info), keep)| {
+            let capacity = if *keep {
+                info.num_samples.min(RESERVE_LIMIT)
+            } else {
+                0
+            };
+            SeriesSamples {
+                labels: if *keep {
+                    labels.clone()
+                } else {
+                    Labels::default()
+                },
+                timestamps: Vec::with_capacity(capacity),
+                values: Vec::with_capacity(capacity),
+            }
+        })
+        .collect();
     read_samples(
         samples_file,
         &mut series,
-        &series_info,
+        &table.info,
         &groups,
         Some(&wanted),
     )?;
-    let (series, series_info): (Vec<_>, Vec<_>) = series
-        .into_iter()
-        .zip(series_info)
-        .zip(&wanted)
-        .filter(|(_, keep)| **keep)
-        .map(|(pair, _)| pair)
-        .unzip();
-    check_counts(&series, &series_info)?;
-    Ok(series)
+    let mut out = Vec::new();
+    for ((s, info), keep) in series.into_iter().zip(&table.info).zip(&wanted) {
+        if *keep {
+            check_counts(std::slice::from_ref(&s), std::slice::from_ref(info))?;
+            out.push(s);
+        }
+    }
+    Ok(out)
 }
 
 /// Every series has the samples its `series.parquet` row announces: catches a damaged file,
@@ -107,11 +182,12 @@ fn check_counts(series: &[SeriesSamples], series_info: &[SeriesInfo]) -> Result<
 /// The label sets of a block's series with their first and last sample timestamps (ms,
 /// inclusive), read from `series.parquet` alone: what label and series queries need.
 pub fn decode_series_table(series_file: &Bytes) -> Result<Vec<(Labels, i64, i64)>, BlockError> {
-    let (series, info) = read_series(series_file.clone())?;
-    Ok(series
+    let table = SeriesTable::read(series_file.clone())?;
+    Ok(table
+        .labels
         .into_iter()
-        .zip(info)
-        .map(|(s, i)| (s.labels, i.min_time, i.max_time))
+        .zip(table.info)
+        .map(|(labels, i)| (labels, i.min_time, i.max_time))
         .collect())
 }
 
