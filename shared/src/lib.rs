@@ -11,6 +11,7 @@ pub mod labels;
 pub mod limits;
 pub mod metrics;
 pub mod overrides;
+pub mod postings;
 pub mod proto;
 pub mod query;
 pub mod query_grpc;

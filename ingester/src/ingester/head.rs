@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use strata_shared::block::SeriesSamples;
 use strata_shared::labels::{stable_hash_byte_pairs, Labels, METRIC_NAME};
 use strata_shared::overrides::{flags, per_tenant_limit_message};
+use strata_shared::postings::Postings;
 use strata_shared::query::{matches_all, LabelMatcher};
 
 use super::chunk::XorChunk;
@@ -122,6 +123,8 @@ pub struct TenantHead {
     by_hash: HashMap<u64, Vec<usize>>,
     /// Series per metric name, for the per-metric series limit.
     by_metric: HashMap<String, usize>,
+    /// Slot ids by label, so a select or metadata call visits only candidate series.
+    postings: Postings,
     series: Vec<Option<HeadSeries>>,
     free: Vec<usize>,
     active: usize,
@@ -230,6 +233,9 @@ impl TenantHead {
             }
         };
         self.by_hash.entry(hash).or_default().push(id);
+        if let (Ok(slot), Some(series)) = (u32::try_from(id), &self.series[id]) {
+            self.postings.add(slot, &series.labels);
+        }
         self.active += 1;
         id
     }
@@ -374,6 +380,9 @@ impl TenantHead {
                         self.by_metric.remove(series.labels.metric_name());
                     }
                 }
+                if let Ok(slot) = u32::try_from(id) {
+                    self.postings.remove(slot, &series.labels);
+                }
                 self.series[id] = None;
                 self.free.push(id);
                 self.active -= 1;
@@ -472,20 +481,27 @@ impl TenantHead {
             .collect()
     }
 
-    /// Series with samples passing `matchers` whose sample span overlaps `[start, end]`.
-    /// A scan of every series: the head has no postings index yet.
+    /// Series with samples passing `matchers` whose sample span overlaps `[start, end]`, in
+    /// slot order: the candidates of the postings index (every slot when no matcher
+    /// narrows), each checked against the matchers.
     fn matching<'a>(
         &'a self,
         matchers: &'a [LabelMatcher],
         start: i64,
         end: i64,
     ) -> impl Iterator<Item = &'a HeadSeries> + 'a {
-        self.series.iter().flatten().filter(move |s| {
-            !s.chunk.is_empty()
-                && s.first_timestamp <= end
-                && s.last_timestamp >= start
-                && matches_all(matchers, &s.labels)
-        })
+        let slots: Box<dyn Iterator<Item = usize> + 'a> = match self.postings.candidates(matchers) {
+            Some(candidates) => Box::new(candidates.into_iter().map(|slot| slot as usize)),
+            None => Box::new(0..self.series.len()),
+        };
+        slots
+            .filter_map(|slot| self.series.get(slot)?.as_ref())
+            .filter(move |s| {
+                !s.chunk.is_empty()
+                    && s.first_timestamp <= end
+                    && s.last_timestamp >= start
+                    && matches_all(matchers, &s.labels)
+            })
     }
 
     /// Approximate heap bytes of the head, for the bytes-per-series figure.
@@ -501,6 +517,7 @@ impl TenantHead {
         series
             + self.series.capacity() * std::mem::size_of::<Option<HeadSeries>>()
             + self.by_hash.capacity() * (8 + 24 + 8)
+            + self.postings.heap_bytes()
     }
 }
 
@@ -632,5 +649,72 @@ mod tests {
         assert_eq!(head.sample_count(), 1);
         assert_eq!(head.min_time(), Some(5));
         assert_eq!(head.snapshot().len(), 1);
+    }
+
+    /// With series created, cut away (freeing slots) and created again in reused slots, the
+    /// postings-backed selection finds exactly what a scan of every series finds.
+    #[test]
+    fn selection_through_postings_equals_a_full_scan() {
+        use strata_shared::query::MatchOp;
+
+        let mut head = TenantHead::new();
+        let labels_of = |k: usize| {
+            let (metric, job, i) = (format!("m{}", k % 5), format!("j{}", k % 3), k.to_string());
+            let mut pairs = vec![("__name__", metric), ("i", i), ("job", job)];
+            if k.is_multiple_of(4) {
+                pairs.push(("zone", "a".to_string()));
+            }
+            to_proto_labels(&Labels::from_pairs(pairs))
+        };
+        // 200 series; those with k % 3 == 0 stop at t=10, the others go on to t=100.
+        for k in 0..200 {
+            let last = if k % 3 == 0 { 10 } else { 100 };
+            head.append(&labels_of(k), &[s(5, 1.0), s(last, 2.0)]);
+        }
+        head.cut_before(50);
+        // Slots freed by the cut are reused by new series.
+        for k in 200..260 {
+            head.append(&labels_of(k), &[s(60, 1.0)]);
+        }
+        let m = |name: &str, op: MatchOp, value: &str| {
+            LabelMatcher::new(op, name, value).expect("matcher")
+        };
+        let cases = vec![
+            vec![m("__name__", MatchOp::Equal, "m1")],
+            vec![
+                m("__name__", MatchOp::Regex, "m[13]"),
+                m("job", MatchOp::NotEqual, "j1"),
+            ],
+            vec![m("zone", MatchOp::Equal, "a")],
+            vec![m("zone", MatchOp::NotEqual, "a")],
+            vec![m("i", MatchOp::Regex, "2[0-9]{2}")],
+            vec![m("job", MatchOp::Equal, "j0")],
+            vec![m("__name__", MatchOp::Equal, "nope")],
+            vec![],
+        ];
+        for matchers in cases {
+            let mut via_index: Vec<String> = head
+                .matching_labels(&matchers, 0, 1_000)
+                .into_iter()
+                .map(|l| l.to_string())
+                .collect();
+            let mut scanned: Vec<String> = head
+                .series
+                .iter()
+                .flatten()
+                .filter(|s| !s.chunk.is_empty() && matches_all(&matchers, &s.labels))
+                .map(|s| s.labels.to_string())
+                .collect();
+            via_index.sort();
+            scanned.sort();
+            assert_eq!(via_index, scanned, "{matchers:?}");
+        }
+        // Every j0 series of the first 200 stopped early and left the head at the cut; 20 of
+        // the 60 new ones are j0, in reused slots.
+        assert_eq!(
+            head.matching_labels(&[m("job", MatchOp::Equal, "j0")], 0, 1_000)
+                .len(),
+            20
+        );
     }
 }

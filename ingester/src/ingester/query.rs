@@ -16,6 +16,7 @@ use strata_shared::block::{
     SERIES_FILE, TIMESTAMPS_FILE,
 };
 use strata_shared::labels::Labels;
+use strata_shared::postings::Postings;
 use strata_shared::query::{matches_all, QueryError, SelectRequest, SeriesSource, SeriesStream};
 use tracing::Instrument;
 
@@ -36,11 +37,47 @@ struct LocalBlock {
 /// the series tables of the blocks on local disk.
 #[derive(Debug, Default)]
 pub struct SeriesTableCache {
-    tables: Mutex<HashMap<(String, String), Arc<SeriesTable>>>,
+    tables: Mutex<HashMap<(String, String), Arc<CachedTable>>>,
+}
+
+/// A local block's series table and its postings (ids are positions in the table).
+#[derive(Debug)]
+struct CachedTable {
+    table: SeriesTable,
+    postings: Postings,
+}
+
+impl CachedTable {
+    fn new(table: SeriesTable) -> Self {
+        let mut postings = Postings::new();
+        for (index, (labels, _, _)) in table.series().enumerate() {
+            if let Ok(id) = u32::try_from(index) {
+                postings.add(id, labels);
+            }
+        }
+        Self { table, postings }
+    }
+
+    /// Whether series `index` passes the request: the postings' candidates first, then the
+    /// matchers and the time range.
+    fn selector<'a>(
+        &self,
+        request: &'a SelectRequest,
+    ) -> impl Fn(usize, &Labels, i64, i64) -> bool + 'a {
+        let candidates = self.postings.candidates(&request.matchers);
+        move |index, labels, first, last| {
+            first <= request.end_ms
+                && last >= request.start_ms
+                && candidates
+                    .as_ref()
+                    .is_none_or(|c| u32::try_from(index).is_ok_and(|id| c.contains(id)))
+                && matches_all(&request.matchers, labels)
+        }
+    }
 }
 
 impl SeriesTableCache {
-    fn tables(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<SeriesTable>>> {
+    fn tables(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<CachedTable>>> {
         self.tables
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -52,7 +89,7 @@ impl SeriesTableCache {
         &self,
         tenant: &str,
         block: &LocalBlock,
-    ) -> Result<Option<Arc<SeriesTable>>, QueryError> {
+    ) -> Result<Option<Arc<CachedTable>>, QueryError> {
         let key = (tenant.to_string(), block.ulid.clone());
         if let Some(table) = self.tables().get(&key) {
             return Ok(Some(table.clone()));
@@ -60,7 +97,8 @@ impl SeriesTableCache {
         let Some(file) = open_file(&block.dir, SERIES_FILE)? else {
             return Ok(None);
         };
-        let table = Arc::new(SeriesTable::read(file).map_err(|e| block_error(&block.dir, e))?);
+        let table = SeriesTable::read(file).map_err(|e| block_error(&block.dir, e))?;
+        let table = Arc::new(CachedTable::new(table));
         self.tables().insert(key, table.clone());
         Ok(Some(table))
     }
@@ -188,10 +226,8 @@ fn select_block(
         return Ok(Vec::new());
     };
     let (start, end) = (request.start_ms, request.end_ms);
-    let series = decode_series_where(&table, timestamps, samples, |labels, first, last| {
-        first <= end && last >= start && matches_all(&request.matchers, labels)
-    })
-    .map_err(|e| block_error(dir, e))?;
+    let series = decode_series_where(&table.table, timestamps, samples, table.selector(request))
+        .map_err(|e| block_error(dir, e))?;
     Ok(series
         .into_iter()
         .filter_map(|s| {
@@ -216,14 +252,13 @@ fn block_labels(
     let Some(table) = tables.get(&request.tenant, block)? else {
         return Ok(Vec::new());
     };
+    let selected = table.selector(request);
     Ok(table
+        .table
         .series()
-        .filter(|(labels, min, max)| {
-            *min <= request.end_ms
-                && *max >= request.start_ms
-                && matches_all(&request.matchers, labels)
-        })
-        .map(|(labels, _, _)| labels.clone())
+        .enumerate()
+        .filter(|(index, (labels, first, last))| selected(*index, labels, *first, *last))
+        .map(|(_, (labels, _, _))| labels.clone())
         .collect())
 }
 

@@ -91,8 +91,9 @@ impl SeriesTable {
     }
 }
 
-/// The series of a block for which `keep(labels, first, last)` holds (sample timestamps in
-/// ms, inclusive), bit-exactly as written, in block order. Reads `series.parquet` first and
+/// The series of a block for which `keep(index, labels, first, last)` holds (the series'
+/// position in the block, sample timestamps in ms, inclusive), bit-exactly as written, in
+/// block order. Reads `series.parquet` first and
 /// nothing more when no series is kept; of `samples.parquet` it reads only the row groups and
 /// pages whose `series_id` range holds a kept series (the file is sorted by series and has a
 /// page index). Files are anything parquet reads from: `Bytes`, or a `File` of a local block.
@@ -100,7 +101,7 @@ pub fn decode_block_where<R: ChunkReader + 'static>(
     series_file: R,
     timestamps_file: R,
     samples_file: R,
-    keep: impl Fn(&Labels, i64, i64) -> bool,
+    keep: impl Fn(usize, &Labels, i64, i64) -> bool,
 ) -> Result<Vec<SeriesSamples>, BlockError> {
     let table = SeriesTable::read(series_file)?;
     decode_series_where(&table, timestamps_file, samples_file, keep)
@@ -111,11 +112,12 @@ pub fn decode_series_where<R: ChunkReader + 'static>(
     table: &SeriesTable,
     timestamps_file: R,
     samples_file: R,
-    keep: impl Fn(&Labels, i64, i64) -> bool,
+    keep: impl Fn(usize, &Labels, i64, i64) -> bool,
 ) -> Result<Vec<SeriesSamples>, BlockError> {
     let wanted: Vec<bool> = table
         .series()
-        .map(|(labels, first, last)| keep(labels, first, last))
+        .enumerate()
+        .map(|(index, (labels, first, last))| keep(index, labels, first, last))
         .collect();
     if !wanted.contains(&true) {
         return Ok(Vec::new());

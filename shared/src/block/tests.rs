@@ -688,9 +688,12 @@ fn decode_block_where_reads_only_the_pages_of_the_wanted_series() {
             reader(TIMESTAMPS_FILE),
             reader(SAMPLES_FILE),
         );
-        let got = decode_block_where(series_file, timestamps, samples.clone(), |labels, _, _| {
-            labels.get("i").is_some_and(|i| wanted.contains(&i))
-        })
+        let got = decode_block_where(
+            series_file,
+            timestamps,
+            samples.clone(),
+            |_, labels, _, _| labels.get("i").is_some_and(|i| wanted.contains(&i)),
+        )
         .expect("decodes");
         let want: Vec<&SeriesSamples> = all
             .iter()
@@ -714,7 +717,7 @@ fn decode_block_where_reads_only_the_pages_of_the_wanted_series() {
         files[SERIES_FILE].clone(),
         garbage.clone(),
         garbage,
-        |_, _, _| false,
+        |_, _, _, _| false,
     )
     .expect("decodes");
     assert!(none.is_empty());
@@ -724,7 +727,7 @@ fn decode_block_where_reads_only_the_pages_of_the_wanted_series() {
         files[SERIES_FILE].clone(),
         files[TIMESTAMPS_FILE].clone(),
         files[SAMPLES_FILE].clone(),
-        |_, first, _| first >= START + 35,
+        |_, _, first, _| first >= START + 35,
     )
     .expect("decodes");
     let ids: Vec<&str> = late.iter().filter_map(|s| s.labels.get("i")).collect();
