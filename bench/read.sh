@@ -547,6 +547,9 @@ NOW_MS="$(date +%s%3N)"
 END_MS=$((NOW_MS - NOW_MS % INTERVAL_MS - 600000))
 START_MS=$((END_MS - HOURS * 3600000))
 log "workload: $HOSTS hosts x $HOURS h at ${INTERVAL_MS} ms, seed $SEED, from $START_MS to $END_MS; work dir $WORKDIR"
+# For bench/metadata.sh, which queries the kept data later.
+printf 'START_MS=%s\nEND_MS=%s\nHOSTS=%s\nHOURS=%s\nSTRATA_TENANT=%s\n' \
+  "$START_MS" "$END_MS" "$HOSTS" "$HOURS" "$STRATA_TENANT" >"$WORKDIR/workload.env"
 
 # Prometheus first, so that the others' answers are compared with its answers as they run.
 ORDERED=()
