@@ -92,6 +92,40 @@ impl Postings {
         result
     }
 
+    /// Names of the labels of the ids that are candidates (every id when `None`) and pass
+    /// `keep`, sorted. Each name stops at its first such id, so this costs about one check
+    /// per label value, not one per label set.
+    pub fn label_names(
+        &self,
+        candidates: Option<&RoaringBitmap>,
+        keep: impl Fn(u32) -> bool,
+    ) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .by_label
+            .iter()
+            .filter(|(_, values)| values.values().any(|ids| any_kept(ids, candidates, &keep)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Values of label `name` on the ids that are candidates and pass `keep`, sorted.
+    pub fn label_values(
+        &self,
+        name: &str,
+        candidates: Option<&RoaringBitmap>,
+        keep: impl Fn(u32) -> bool,
+    ) -> Vec<String> {
+        self.by_label
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|(_, ids)| any_kept(ids, candidates, &keep))
+            .map(|(value, _)| value.clone())
+            .collect()
+    }
+
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
         self.by_label
@@ -105,6 +139,16 @@ impl Postings {
             })
             .sum()
     }
+}
+
+/// Whether some id of `ids` is a candidate and passes `keep`.
+fn any_kept(
+    ids: &RoaringBitmap,
+    candidates: Option<&RoaringBitmap>,
+    keep: &impl Fn(u32) -> bool,
+) -> bool {
+    ids.iter()
+        .any(|id| candidates.is_none_or(|c| c.contains(id)) && keep(id))
 }
 
 #[cfg(test)]
@@ -181,6 +225,44 @@ mod tests {
                 assert!(passing.iter().all(|id| got.contains(id)), "{matchers:?}");
             }
         }
+    }
+
+    #[test]
+    fn names_and_values_are_those_of_the_kept_candidates() {
+        let sets = [
+            labels(&[("__name__", "up"), ("job", "node"), ("i", "1")]),
+            labels(&[("__name__", "up"), ("job", "api")]),
+            labels(&[("__name__", "cpu"), ("job", "node"), ("mode", "idle")]),
+            labels(&[("__name__", "mem"), ("zone", "a")]),
+        ];
+        let mut postings = Postings::new();
+        for (id, l) in sets.iter().enumerate() {
+            postings.add(id as u32, l);
+        }
+        // keep: ids 0..=2 (say, those with samples in the range).
+        let keep = |id: u32| id <= 2;
+        assert_eq!(
+            postings.label_names(None, keep),
+            vec!["__name__", "i", "job", "mode"]
+        );
+        assert_eq!(
+            postings.label_values("__name__", None, keep),
+            vec!["cpu", "up"]
+        );
+        let up = postings.candidates(&[matcher("__name__", MatchOp::Equal, "up")]);
+        assert_eq!(
+            postings.label_names(up.as_ref(), keep),
+            vec!["__name__", "i", "job"]
+        );
+        assert_eq!(
+            postings.label_values("job", up.as_ref(), |_| true),
+            vec!["api", "node"]
+        );
+        assert_eq!(
+            postings.label_values("zone", None, keep),
+            Vec::<String>::new()
+        );
+        assert!(postings.label_values("nope", None, keep).is_empty());
     }
 
     #[test]

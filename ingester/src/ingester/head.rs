@@ -481,6 +481,53 @@ impl TenantHead {
             .collect()
     }
 
+    /// Label names of the series [`Self::matching_labels`] would return, sorted, from the
+    /// postings index (about one check per label value).
+    pub fn label_names(&self, matchers: &[LabelMatcher], start: i64, end: i64) -> Vec<String> {
+        let candidates = self.postings.candidates(matchers);
+        self.postings
+            .label_names(candidates.as_ref(), self.selected(matchers, start, end))
+    }
+
+    /// Values of label `name` on the series [`Self::matching_labels`] would return, sorted.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[LabelMatcher],
+        start: i64,
+        end: i64,
+    ) -> Vec<String> {
+        let candidates = self.postings.candidates(matchers);
+        self.postings.label_values(
+            name,
+            candidates.as_ref(),
+            self.selected(matchers, start, end),
+        )
+    }
+
+    /// Whether slot `slot` holds a series with samples, passing `matchers`, whose sample span
+    /// overlaps `[start, end]`.
+    fn selected<'a>(
+        &'a self,
+        matchers: &'a [LabelMatcher],
+        start: i64,
+        end: i64,
+    ) -> impl Fn(u32) -> bool + 'a {
+        move |slot| {
+            self.series
+                .get(slot as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| Self::overlaps(s, matchers, start, end))
+        }
+    }
+
+    fn overlaps(s: &HeadSeries, matchers: &[LabelMatcher], start: i64, end: i64) -> bool {
+        !s.chunk.is_empty()
+            && s.first_timestamp <= end
+            && s.last_timestamp >= start
+            && matches_all(matchers, &s.labels)
+    }
+
     /// Series with samples passing `matchers` whose sample span overlaps `[start, end]`, in
     /// slot order: the candidates of the postings index (every slot when no matcher
     /// narrows), each checked against the matchers.
@@ -496,12 +543,7 @@ impl TenantHead {
         };
         slots
             .filter_map(|slot| self.series.get(slot)?.as_ref())
-            .filter(move |s| {
-                !s.chunk.is_empty()
-                    && s.first_timestamp <= end
-                    && s.last_timestamp >= start
-                    && matches_all(matchers, &s.labels)
-            })
+            .filter(move |s| Self::overlaps(s, matchers, start, end))
     }
 
     /// Approximate heap bytes of the head, for the bytes-per-series figure.
@@ -708,6 +750,37 @@ mod tests {
             via_index.sort();
             scanned.sort();
             assert_eq!(via_index, scanned, "{matchers:?}");
+            // Names and values from the postings equal those of the scanned label sets, also
+            // for a time range that leaves out the 60 series created after the cut.
+            for (start, end) in [(0, 1_000), (70, 1_000)] {
+                let sets: Vec<&Labels> = head
+                    .series
+                    .iter()
+                    .flatten()
+                    .filter(|s| TenantHead::overlaps(s, &matchers, start, end))
+                    .map(|s| &s.labels)
+                    .collect();
+                let names: std::collections::BTreeSet<String> = sets
+                    .iter()
+                    .flat_map(|l| l.iter().map(|l| l.name.clone()))
+                    .collect();
+                assert_eq!(
+                    head.label_names(&matchers, start, end),
+                    names.into_iter().collect::<Vec<_>>(),
+                    "{matchers:?} {start}"
+                );
+                for name in ["job", "zone", "__name__", "nope"] {
+                    let values: std::collections::BTreeSet<String> = sets
+                        .iter()
+                        .filter_map(|l| l.get(name).map(str::to_string))
+                        .collect();
+                    assert_eq!(
+                        head.label_values(name, &matchers, start, end),
+                        values.into_iter().collect::<Vec<_>>(),
+                        "{name} {matchers:?} {start}"
+                    );
+                }
+            }
         }
         // Every j0 series of the first 200 stopped early and left the head at the cut; 20 of
         // the 60 new ones are j0, in reused slots.

@@ -20,6 +20,7 @@ use strata_shared::postings::Postings;
 use strata_shared::query::{matches_all, QueryError, SelectRequest, SeriesSource, SeriesStream};
 use tracing::Instrument;
 
+use super::head::CutSeries;
 use super::Ingester;
 
 /// A local block whose range overlaps a request.
@@ -66,14 +67,32 @@ impl CachedTable {
     ) -> impl Fn(usize, &Labels, i64, i64) -> bool + 'a {
         let candidates = self.postings.candidates(&request.matchers);
         move |index, labels, first, last| {
-            first <= request.end_ms
-                && last >= request.start_ms
-                && candidates
-                    .as_ref()
-                    .is_none_or(|c| u32::try_from(index).is_ok_and(|id| c.contains(id)))
-                && matches_all(&request.matchers, labels)
+            candidates
+                .as_ref()
+                .is_none_or(|c| u32::try_from(index).is_ok_and(|id| c.contains(id)))
+                && in_request(request, labels, first, last)
         }
     }
+
+    /// Label names (`name` None) or values of label `name` of the series passing the
+    /// request, sorted, from the postings (about one check per label value).
+    fn label_strings(&self, request: &SelectRequest, name: Option<&str>) -> Vec<String> {
+        let candidates = self.postings.candidates(&request.matchers);
+        let keep = |id: u32| {
+            self.table
+                .get(id as usize)
+                .is_some_and(|(labels, first, last)| in_request(request, labels, first, last))
+        };
+        match name {
+            None => self.postings.label_names(candidates.as_ref(), keep),
+            Some(name) => self.postings.label_values(name, candidates.as_ref(), keep),
+        }
+    }
+}
+
+/// A series with these labels and first and last sample timestamps passes the request.
+fn in_request(request: &SelectRequest, labels: &Labels, first: i64, last: i64) -> bool {
+    first <= request.end_ms && last >= request.start_ms && matches_all(&request.matchers, labels)
 }
 
 impl SeriesTableCache {
@@ -262,7 +281,67 @@ fn block_labels(
         .collect())
 }
 
+/// A series of a cut in progress passes the request.
+fn cut_series_in_request(series: &CutSeries, request: &SelectRequest) -> bool {
+    match (series.timestamps.first(), series.timestamps.last()) {
+        (Some(first), Some(last)) => in_request(request, &series.labels, *first, *last),
+        _ => false,
+    }
+}
+
 impl Ingester {
+    /// Label names (`name` None) or the values of label `name` of every matching series the
+    /// ingester holds in the range, sorted and unique: from the postings of the head and of
+    /// the local blocks' series tables, without collecting label sets.
+    async fn label_strings(
+        &self,
+        request: &SelectRequest,
+        name: Option<&str>,
+    ) -> Result<Vec<String>, QueryError> {
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        let of_series = |labels: &Labels| -> Vec<String> {
+            match name {
+                None => labels.iter().map(|l| l.name.clone()).collect(),
+                Some(name) => labels
+                    .get(name)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect(),
+            }
+        };
+        if let Some(tenant) = self.tenants.read().await.get(&request.tenant).cloned() {
+            let tenant = tenant.lock().await;
+            let (matchers, start, end) = (&request.matchers, request.start_ms, request.end_ms);
+            out.extend(match name {
+                None => tenant.head.label_names(matchers, start, end),
+                Some(name) => tenant.head.label_values(name, matchers, start, end),
+            });
+            for series in tenant.cutting.iter().flat_map(|part| part.iter()) {
+                if cut_series_in_request(series, request) {
+                    out.extend(of_series(&series.labels));
+                }
+            }
+        }
+        let blocks = self.local_blocks(request);
+        let request = request.clone();
+        let tables = self.series_tables.clone();
+        let name = name.map(str::to_string);
+        let from_blocks = tokio::task::spawn_blocking(move || {
+            let mut strings = Vec::new();
+            for block in &blocks {
+                if let Some(table) = tables.get(&request.tenant, block)? {
+                    strings.extend(table.label_strings(&request, name.as_deref()));
+                }
+            }
+            Ok::<_, QueryError>(strings)
+        })
+        .await
+        .map_err(|e| QueryError::Internal(format!("local block reader task failed: {e}")))??;
+        out.extend(from_blocks);
+        Ok(out.into_iter().collect())
+    }
+
     /// Label sets of every matching series the ingester holds in the range (may repeat).
     async fn matching_label_sets(
         &self,
@@ -278,19 +357,14 @@ impl Ingester {
                     .into_iter()
                     .cloned(),
             );
-            for series in tenant.cutting.iter().flat_map(|part| part.iter()) {
-                let overlaps = series
-                    .timestamps
-                    .first()
-                    .is_some_and(|t| *t <= request.end_ms)
-                    && series
-                        .timestamps
-                        .last()
-                        .is_some_and(|t| *t >= request.start_ms);
-                if overlaps && matches_all(&request.matchers, &series.labels) {
-                    out.push(series.labels.clone());
-                }
-            }
+            out.extend(
+                tenant
+                    .cutting
+                    .iter()
+                    .flat_map(|part| part.iter())
+                    .filter(|series| cut_series_in_request(series, request))
+                    .map(|series| series.labels.clone()),
+            );
         }
         let blocks = self.local_blocks(request);
         let request = request.clone();
@@ -348,12 +422,7 @@ impl SeriesSource for Ingester {
     }
 
     async fn label_names(&self, request: &SelectRequest) -> Result<Vec<String>, QueryError> {
-        let labels = self.matching_label_sets(request).await?;
-        let names: BTreeSet<&str> = labels
-            .iter()
-            .flat_map(|l| l.iter().map(|l| l.name.as_str()))
-            .collect();
-        Ok(names.into_iter().map(str::to_string).collect())
+        self.label_strings(request, None).await
     }
 
     async fn label_values(
@@ -361,12 +430,6 @@ impl SeriesSource for Ingester {
         name: &str,
         request: &SelectRequest,
     ) -> Result<Vec<String>, QueryError> {
-        let labels = self.matching_label_sets(request).await?;
-        let values: BTreeSet<&str> = labels
-            .iter()
-            .filter_map(|l| l.get(name))
-            .filter(|v| !v.is_empty())
-            .collect();
-        Ok(values.into_iter().map(str::to_string).collect())
+        self.label_strings(request, Some(name)).await
     }
 }

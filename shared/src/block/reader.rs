@@ -83,6 +83,12 @@ impl SeriesTable {
             .map(|(labels, info)| (labels, info.min_time, info.max_time))
     }
 
+    /// Series `index`: its labels, first and last sample timestamps.
+    pub fn get(&self, index: usize) -> Option<(&Labels, i64, i64)> {
+        let info = self.info.get(index)?;
+        Some((self.labels.get(index)?, info.min_time, info.max_time))
+    }
+
     /// Approximate heap bytes, for a cache's bound.
     pub fn heap_bytes(&self) -> usize {
         self.labels.iter().map(Labels::heap_bytes).sum::<usize>()
