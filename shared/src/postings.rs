@@ -3,7 +3,7 @@
 //! search: callers still check every candidate against the matchers, so a matcher the index
 //! cannot use costs time, never correctness.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use roaring::RoaringBitmap;
 
@@ -14,6 +14,8 @@ use crate::query::{LabelMatcher, MatchOp};
 #[derive(Debug, Default, Clone)]
 pub struct Postings {
     by_label: HashMap<String, BTreeMap<String, RoaringBitmap>>,
+    /// (name, value) entries, the cost of a walk over every value.
+    entries: usize,
 }
 
 impl Postings {
@@ -34,6 +36,7 @@ impl Postings {
                 }
                 None => {
                     values.insert(label.value.clone(), RoaringBitmap::from_iter([id]));
+                    self.entries += 1;
                 }
             }
         }
@@ -49,6 +52,7 @@ impl Postings {
                 ids.remove(id);
                 if ids.is_empty() {
                     values.remove(label.value.as_str());
+                    self.entries -= 1;
                 }
             }
             if values.is_empty() {
@@ -93,13 +97,28 @@ impl Postings {
     }
 
     /// Names of the labels of the ids that are candidates (every id when `None`) and pass
-    /// `keep`, sorted. Each name stops at its first such id, so this costs about one check
-    /// per label value, not one per label set.
-    pub fn label_names(
+    /// `keep`, sorted. `labels_of` gives an id's label set. With fewer candidates than label
+    /// values, the candidates' label sets are read; otherwise each name stops at its first
+    /// kept id, about one check per label value rather than one per label set.
+    pub fn label_names<'a>(
         &self,
         candidates: Option<&RoaringBitmap>,
         keep: impl Fn(u32) -> bool,
+        labels_of: impl Fn(u32) -> Option<&'a Labels>,
     ) -> Vec<String> {
+        if let Some(few) = candidates.filter(|c| c.len() < self.entries as u64) {
+            let names: BTreeSet<&str> = few
+                .iter()
+                .filter(|id| keep(*id))
+                .filter_map(&labels_of)
+                .flat_map(|l| {
+                    l.iter()
+                        .filter(|l| !l.value.is_empty())
+                        .map(|l| l.name.as_str())
+                })
+                .collect();
+            return names.into_iter().map(str::to_string).collect();
+        }
         let mut names: Vec<String> = self
             .by_label
             .iter()
@@ -110,17 +129,29 @@ impl Postings {
         names
     }
 
-    /// Values of label `name` on the ids that are candidates and pass `keep`, sorted.
-    pub fn label_values(
+    /// Values of label `name` on the ids that are candidates and pass `keep`, sorted (the
+    /// same two strategies as [`Postings::label_names`]).
+    pub fn label_values<'a>(
         &self,
         name: &str,
         candidates: Option<&RoaringBitmap>,
         keep: impl Fn(u32) -> bool,
+        labels_of: impl Fn(u32) -> Option<&'a Labels>,
     ) -> Vec<String> {
-        self.by_label
-            .get(name)
-            .into_iter()
-            .flatten()
+        let Some(values) = self.by_label.get(name) else {
+            return Vec::new();
+        };
+        if let Some(few) = candidates.filter(|c| c.len() < values.len() as u64) {
+            let found: BTreeSet<&str> = few
+                .iter()
+                .filter(|id| keep(*id))
+                .filter_map(&labels_of)
+                .filter_map(|l| l.get(name).filter(|v| !v.is_empty()))
+                .collect();
+            return found.into_iter().map(str::to_string).collect();
+        }
+        values
+            .iter()
             .filter(|(_, ids)| any_kept(ids, candidates, &keep))
             .map(|(value, _)| value.clone())
             .collect()
@@ -241,28 +272,66 @@ mod tests {
         }
         // keep: ids 0..=2 (say, those with samples in the range).
         let keep = |id: u32| id <= 2;
+        let of = |id: u32| sets.get(id as usize);
         assert_eq!(
-            postings.label_names(None, keep),
+            postings.label_names(None, keep, of),
             vec!["__name__", "i", "job", "mode"]
         );
         assert_eq!(
-            postings.label_values("__name__", None, keep),
+            postings.label_values("__name__", None, keep, of),
             vec!["cpu", "up"]
         );
         let up = postings.candidates(&[matcher("__name__", MatchOp::Equal, "up")]);
         assert_eq!(
-            postings.label_names(up.as_ref(), keep),
+            postings.label_names(up.as_ref(), keep, of),
             vec!["__name__", "i", "job"]
         );
         assert_eq!(
-            postings.label_values("job", up.as_ref(), |_| true),
+            postings.label_values("job", up.as_ref(), |_| true, of),
             vec!["api", "node"]
         );
         assert_eq!(
-            postings.label_values("zone", None, keep),
+            postings.label_values("zone", None, keep, of),
             Vec::<String>::new()
         );
-        assert!(postings.label_values("nope", None, keep).is_empty());
+        assert!(postings.label_values("nope", None, keep, of).is_empty());
+    }
+
+    /// Both strategies (walk the values, or read the candidates' label sets) give the same
+    /// answer whichever the candidate count picks.
+    #[test]
+    fn both_strategies_agree() {
+        let sets: Vec<Labels> = (0..50u32)
+            .map(|i| {
+                let zone = if i.is_multiple_of(2) { "even" } else { "odd" };
+                labels(&[("__name__", "up"), ("zone", zone)])
+            })
+            .collect();
+        let mut postings = Postings::new();
+        for (id, l) in sets.iter().enumerate() {
+            postings.add(id as u32, l);
+        }
+        let of = |id: u32| sets.get(id as usize);
+        let keep = |id: u32| id.is_multiple_of(4) || id == 7;
+        let many: RoaringBitmap = (0..50).collect();
+        let few: RoaringBitmap = [7].into_iter().collect();
+        assert!(many.len() >= postings.entries as u64 && few.len() < 2);
+        assert_eq!(
+            postings.label_values("zone", Some(&many), keep, of),
+            vec!["even", "odd"]
+        );
+        assert_eq!(
+            postings.label_values("zone", Some(&few), keep, of),
+            vec!["odd"]
+        );
+        assert_eq!(
+            postings.label_names(Some(&many), keep, of),
+            vec!["__name__", "zone"]
+        );
+        assert_eq!(
+            postings.label_names(Some(&few), |_| false, of),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

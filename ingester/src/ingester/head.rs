@@ -485,8 +485,11 @@ impl TenantHead {
     /// postings index (about one check per label value).
     pub fn label_names(&self, matchers: &[LabelMatcher], start: i64, end: i64) -> Vec<String> {
         let candidates = self.postings.candidates(matchers);
-        self.postings
-            .label_names(candidates.as_ref(), self.selected(matchers, start, end))
+        self.postings.label_names(
+            candidates.as_ref(),
+            self.selected(matchers, start, end),
+            |slot| self.labels_of(slot),
+        )
     }
 
     /// Values of label `name` on the series [`Self::matching_labels`] would return, sorted.
@@ -502,7 +505,12 @@ impl TenantHead {
             name,
             candidates.as_ref(),
             self.selected(matchers, start, end),
+            |slot| self.labels_of(slot),
         )
+    }
+
+    fn labels_of(&self, slot: u32) -> Option<&Labels> {
+        Some(&self.series.get(slot as usize)?.as_ref()?.labels)
     }
 
     /// Whether slot `slot` holds a series with samples, passing `matchers`, whose sample span

@@ -83,9 +83,14 @@ impl CachedTable {
                 .get(id as usize)
                 .is_some_and(|(labels, first, last)| in_request(request, labels, first, last))
         };
+        let labels_of = |id: u32| self.table.get(id as usize).map(|(labels, _, _)| labels);
         match name {
-            None => self.postings.label_names(candidates.as_ref(), keep),
-            Some(name) => self.postings.label_values(name, candidates.as_ref(), keep),
+            None => self
+                .postings
+                .label_names(candidates.as_ref(), keep, labels_of),
+            Some(name) => self
+                .postings
+                .label_values(name, candidates.as_ref(), keep, labels_of),
         }
     }
 }
