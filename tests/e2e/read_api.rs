@@ -664,6 +664,11 @@ fn recent_blocks_are_read_from_the_ingesters_local_copies() {
         assert_eq!(status, 200, "{v}");
         assert_eq!(strings(&v["data"]), vec!["__name__", "i"], "{v}");
     }
+    let cached = crate::fixtures::metric_value(
+        &strata.metrics(),
+        "strata_ingester_series_table_cache_bytes",
+    );
+    assert!(cached > 0.0, "no series table cached: {cached}");
     // Nothing matches: an empty answer, not an error.
     assert_eq!(
         query(r#"b{i="99"}"#, start + 150 * MINUTE)

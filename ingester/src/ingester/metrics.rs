@@ -12,6 +12,7 @@ pub struct IngesterMetrics {
     pub blocks_shipped: IntCounter,
     pub ship_failures: IntCounter,
     pub blocks_pending_ship: IntGauge,
+    pub series_table_cache_bytes: IntGauge,
 }
 
 impl IngesterMetrics {
@@ -51,6 +52,10 @@ impl IngesterMetrics {
                 "strata_ingester_blocks_pending_ship",
                 "Blocks cut and kept on local disk, waiting for upload.",
             )?,
+            series_table_cache_bytes: IntGauge::new(
+                "strata_ingester_series_table_cache_bytes",
+                "Approximate heap bytes of the cached series tables (and their postings) of local blocks.",
+            )?,
         };
         registry.register(Box::new(m.ingested_samples.clone()))?;
         registry.register(Box::new(m.head_series.clone()))?;
@@ -59,6 +64,7 @@ impl IngesterMetrics {
         registry.register(Box::new(m.blocks_shipped.clone()))?;
         registry.register(Box::new(m.ship_failures.clone()))?;
         registry.register(Box::new(m.blocks_pending_ship.clone()))?;
+        registry.register(Box::new(m.series_table_cache_bytes.clone()))?;
         Ok(m)
     }
 }

@@ -164,6 +164,9 @@ impl Ingester {
         )
         .await?;
         let metrics = IngesterMetrics::new(registry)?;
+        let series_tables = Arc::new(query::SeriesTableCache::new(
+            metrics.series_table_cache_bytes.clone(),
+        ));
         let shipper = Shipper::new(
             dir.join("shipping"),
             dir.join("shipped"),
@@ -184,7 +187,7 @@ impl Ingester {
             limiter,
             stopping: std::sync::atomic::AtomicBool::new(false),
             cut_wanted: tokio::sync::Notify::new(),
-            series_tables: Arc::default(),
+            series_tables,
         });
         let mut replayed_samples = 0usize;
         let record_count = records.len();

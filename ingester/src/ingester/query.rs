@@ -11,6 +11,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use prometheus::IntGauge;
+
 use strata_shared::block::{
     decode_series_where, BlockMeta, SeriesSamples, SeriesTable, META_FILE, SAMPLES_FILE,
     SERIES_FILE, TIMESTAMPS_FILE,
@@ -36,9 +38,11 @@ struct LocalBlock {
 /// entries of a tenant are pruned to the blocks its latest scan found, so a block deleted
 /// after its retention leaves the cache at the tenant's next query; the cache holds at most
 /// the series tables of the blocks on local disk.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SeriesTableCache {
     tables: Mutex<HashMap<(String, String), Arc<CachedTable>>>,
+    /// `strata_ingester_series_table_cache_bytes`.
+    bytes: IntGauge,
 }
 
 /// A local block's series table and its postings (ids are positions in the table).
@@ -46,6 +50,7 @@ pub struct SeriesTableCache {
 struct CachedTable {
     table: SeriesTable,
     postings: Postings,
+    heap_bytes: usize,
 }
 
 impl CachedTable {
@@ -56,7 +61,12 @@ impl CachedTable {
                 postings.add(id, labels);
             }
         }
-        Self { table, postings }
+        let heap_bytes = table.heap_bytes() + postings.heap_bytes();
+        Self {
+            table,
+            postings,
+            heap_bytes,
+        }
     }
 
     /// Whether series `index` passes the request: the postings' candidates first, then the
@@ -101,6 +111,18 @@ fn in_request(request: &SelectRequest, labels: &Labels, first: i64, last: i64) -
 }
 
 impl SeriesTableCache {
+    pub fn new(bytes: IntGauge) -> Self {
+        Self {
+            tables: Mutex::default(),
+            bytes,
+        }
+    }
+
+    fn update_bytes(&self, tables: &HashMap<(String, String), Arc<CachedTable>>) {
+        let total: usize = tables.values().map(|t| t.heap_bytes).sum();
+        self.bytes.set(i64::try_from(total).unwrap_or(i64::MAX));
+    }
+
     fn tables(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<CachedTable>>> {
         self.tables
             .lock()
@@ -123,14 +145,20 @@ impl SeriesTableCache {
         };
         let table = SeriesTable::read(file).map_err(|e| block_error(&block.dir, e))?;
         let table = Arc::new(CachedTable::new(table));
-        self.tables().insert(key, table.clone());
+        let mut tables = self.tables();
+        tables.insert(key, table.clone());
+        self.update_bytes(&tables);
         Ok(Some(table))
     }
 
     /// Forgets the tenant's blocks that are not in `present`.
     fn retain(&self, tenant: &str, present: &HashSet<String>) {
-        self.tables()
-            .retain(|(t, ulid), _| t != tenant || present.contains(ulid));
+        let mut tables = self.tables();
+        let before = tables.len();
+        tables.retain(|(t, ulid), _| t != tenant || present.contains(ulid));
+        if tables.len() != before {
+            self.update_bytes(&tables);
+        }
     }
 }
 
