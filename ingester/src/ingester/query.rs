@@ -9,12 +9,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus::IntGauge;
 
 use strata_shared::block::{
-    decode_series_where, BlockMeta, SeriesSamples, SeriesTable, META_FILE, SAMPLES_FILE,
+    decode_series_with, BlockData, BlockMeta, SeriesSamples, SeriesTable, META_FILE, SAMPLES_FILE,
     SERIES_FILE, TIMESTAMPS_FILE,
 };
 use strata_shared::labels::Labels;
@@ -50,7 +50,11 @@ pub struct SeriesTableCache {
 struct CachedTable {
     table: SeriesTable,
     postings: Postings,
+    /// Bytes of `table` and `postings`.
     heap_bytes: usize,
+    /// The timestamp groups and the samples file's footer and page index, read by the
+    /// first select that needs samples (metadata calls never do).
+    data: OnceLock<Arc<BlockData>>,
 }
 
 impl CachedTable {
@@ -66,6 +70,7 @@ impl CachedTable {
             table,
             postings,
             heap_bytes,
+            data: OnceLock::new(),
         }
     }
 
@@ -119,7 +124,10 @@ impl SeriesTableCache {
     }
 
     fn update_bytes(&self, tables: &HashMap<(String, String), Arc<CachedTable>>) {
-        let total: usize = tables.values().map(|t| t.heap_bytes).sum();
+        let total: usize = tables
+            .values()
+            .map(|t| t.heap_bytes + t.data.get().map_or(0, |d| d.heap_bytes()))
+            .sum();
         self.bytes.set(i64::try_from(total).unwrap_or(i64::MAX));
     }
 
@@ -149,6 +157,28 @@ impl SeriesTableCache {
         tables.insert(key, table.clone());
         self.update_bytes(&tables);
         Ok(Some(table))
+    }
+
+    /// The block's [`BlockData`], read on first use; `None` when the block was moved or
+    /// deleted before it could be read.
+    fn data(
+        &self,
+        block: &LocalBlock,
+        cached: &CachedTable,
+    ) -> Result<Option<Arc<BlockData>>, QueryError> {
+        if let Some(data) = cached.data.get() {
+            return Ok(Some(data.clone()));
+        }
+        let (Some(timestamps), Some(samples)) = (
+            open_file(&block.dir, TIMESTAMPS_FILE)?,
+            open_file(&block.dir, SAMPLES_FILE)?,
+        ) else {
+            return Ok(None);
+        };
+        let data = BlockData::read(timestamps, &samples).map_err(|e| block_error(&block.dir, e))?;
+        let data = cached.data.get_or_init(|| Arc::new(data)).clone();
+        self.update_bytes(&self.tables());
+        Ok(Some(data))
     }
 
     /// Forgets the tenant's blocks that are not in `present`.
@@ -271,14 +301,22 @@ fn select_block(
     let Some(table) = tables.get(&request.tenant, block)? else {
         return Ok(Vec::new());
     };
-    let (Some(timestamps), Some(samples)) = (
-        open_file(dir, TIMESTAMPS_FILE)?,
-        open_file(dir, SAMPLES_FILE)?,
-    ) else {
+    let selected = table.selector(request);
+    // Nothing matches: neither data file is opened.
+    if !table
+        .table
+        .series()
+        .enumerate()
+        .any(|(index, (labels, first, last))| selected(index, labels, first, last))
+    {
+        return Ok(Vec::new());
+    }
+    let (Some(data), Some(samples)) = (tables.data(block, &table)?, open_file(dir, SAMPLES_FILE)?)
+    else {
         return Ok(Vec::new());
     };
     let (start, end) = (request.start_ms, request.end_ms);
-    let series = decode_series_where(&table.table, timestamps, samples, table.selector(request))
+    let series = decode_series_with(&table.table, &data, samples, selected)
         .map_err(|e| block_error(dir, e))?;
     Ok(series
         .into_iter()

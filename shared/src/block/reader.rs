@@ -9,7 +9,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, Int8Type};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -37,6 +37,7 @@ pub fn decode_block(files: &HashMap<String, Bytes>) -> Result<Vec<SeriesSamples>
     let groups = read_timestamps(file(files, TIMESTAMPS_FILE)?.clone())?;
     read_samples(
         file(files, SAMPLES_FILE)?.clone(),
+        None,
         &mut series,
         &series_info,
         &groups,
@@ -120,6 +121,55 @@ pub fn decode_series_where<R: ChunkReader + 'static>(
     samples_file: R,
     keep: impl Fn(usize, &Labels, i64, i64) -> bool,
 ) -> Result<Vec<SeriesSamples>, BlockError> {
+    if !table
+        .series()
+        .enumerate()
+        .any(|(i, (l, f, t))| keep(i, l, f, t))
+    {
+        return Ok(Vec::new());
+    }
+    let data = BlockData::read(timestamps_file, &samples_file)?;
+    decode_series_with(table, &data, samples_file, keep)
+}
+
+/// What a frequent reader of a block keeps of its data files besides the series table: the
+/// timestamp groups (`timestamps.parquet`, small) and the footer and page index of
+/// `samples.parquet`, so that a query reads only the pages it needs.
+#[derive(Debug)]
+pub struct BlockData {
+    groups: Vec<Vec<i64>>,
+    samples_metadata: ArrowReaderMetadata,
+}
+
+impl BlockData {
+    pub fn read<R: ChunkReader + 'static>(
+        timestamps_file: R,
+        samples_file: &R,
+    ) -> Result<Self, BlockError> {
+        Ok(Self {
+            groups: read_timestamps(timestamps_file)?,
+            samples_metadata: load_metadata(SAMPLES_FILE, samples_file)?,
+        })
+    }
+
+    /// Approximate heap bytes (the timestamps; the footer is small).
+    pub fn heap_bytes(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|g| g.capacity() * 8 + 24)
+            .sum::<usize>()
+            + self.samples_metadata.metadata().memory_size()
+    }
+}
+
+/// [`decode_series_where`] with the block's data-file parts already read: only the selected
+/// pages of `samples_file` are read.
+pub fn decode_series_with<R: ChunkReader + 'static>(
+    table: &SeriesTable,
+    data: &BlockData,
+    samples_file: R,
+    keep: impl Fn(usize, &Labels, i64, i64) -> bool,
+) -> Result<Vec<SeriesSamples>, BlockError> {
     let wanted: Vec<bool> = table
         .series()
         .enumerate()
@@ -128,7 +178,7 @@ pub fn decode_series_where<R: ChunkReader + 'static>(
     if !wanted.contains(&true) {
         return Ok(Vec::new());
     }
-    let groups = read_timestamps(timestamps_file)?;
+    let groups = &data.groups;
     let mut series: Vec<SeriesSamples> = table
         .labels
         .iter()
@@ -153,9 +203,10 @@ pub fn decode_series_where<R: ChunkReader + 'static>(
         .collect();
     read_samples(
         samples_file,
+        Some(&data.samples_metadata),
         &mut series,
         &table.info,
-        &groups,
+        groups,
         Some(&wanted),
     )?;
     let mut out = Vec::new();
@@ -233,19 +284,25 @@ fn for_each_selected_batch<R: ChunkReader + 'static>(
     name: &str,
     reader: R,
     select: impl FnOnce(&ParquetMetaData) -> Result<Selection, BlockError>,
-    mut each: impl FnMut(&RecordBatch) -> Result<(), BlockError>,
+    each: impl FnMut(&RecordBatch) -> Result<(), BlockError>,
 ) -> Result<(), BlockError> {
-    let parquet_error = |what| {
-        move |source| BlockError::Parquet {
-            file: name.to_string(),
-            what,
-            source,
-        }
-    };
+    let metadata = load_metadata(name, &reader)?;
+    for_each_batch_with(name, reader, metadata, select, each)
+}
+
+/// A data file's footer and page index, after checking the file is one of ours.
+fn load_metadata<R: ChunkReader>(
+    name: &str,
+    reader: &R,
+) -> Result<ArrowReaderMetadata, BlockError> {
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(reader, options)
-        .map_err(parquet_error("reading the footer"))?;
-    let format = builder
+    let metadata =
+        ArrowReaderMetadata::load(reader, options).map_err(|source| BlockError::Parquet {
+            file: name.to_string(),
+            what: "reading the footer",
+            source,
+        })?;
+    let format = metadata
         .metadata()
         .file_metadata()
         .key_value_metadata()
@@ -257,6 +314,25 @@ fn for_each_selected_batch<R: ChunkReader + 'static>(
             format!("format is {format:?}, this reader knows {FORMAT:?}"),
         ));
     }
+    Ok(metadata)
+}
+
+/// [`for_each_selected_batch`] with the file's metadata already loaded.
+fn for_each_batch_with<R: ChunkReader + 'static>(
+    name: &str,
+    reader: R,
+    metadata: ArrowReaderMetadata,
+    select: impl FnOnce(&ParquetMetaData) -> Result<Selection, BlockError>,
+    mut each: impl FnMut(&RecordBatch) -> Result<(), BlockError>,
+) -> Result<(), BlockError> {
+    let parquet_error = |what| {
+        move |source| BlockError::Parquet {
+            file: name.to_string(),
+            what,
+            source,
+        }
+    };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, metadata);
     let builder = match select(builder.metadata())? {
         Some((row_groups, rows)) => builder.with_row_groups(row_groups).with_row_selection(rows),
         None => builder,
@@ -403,6 +479,7 @@ fn read_timestamps<R: ChunkReader + 'static>(reader: R) -> Result<Vec<Vec<i64>>,
 /// (from the pages that can hold them: [`wanted_rows`]).
 fn read_samples<R: ChunkReader + 'static>(
     reader: R,
+    metadata: Option<&ArrowReaderMetadata>,
     series: &mut [SeriesSamples],
     info: &[SeriesInfo],
     groups: &[Vec<i64>],
@@ -425,7 +502,11 @@ fn read_samples<R: ChunkReader + 'static>(
         Some(_) => Ok(Some(wanted_rows(metadata, &wanted_ids)?)),
         None => Ok(None),
     };
-    for_each_selected_batch(SAMPLES_FILE, reader, select, |batch| {
+    let metadata = match metadata {
+        Some(metadata) => metadata.clone(),
+        None => load_metadata(SAMPLES_FILE, &reader)?,
+    };
+    for_each_batch_with(SAMPLES_FILE, reader, metadata, select, |batch| {
         let ids = primitive::<Int32Type>(SAMPLES_FILE, batch, SERIES_ID)?;
         let scrapes = primitive::<Int32Type>(SAMPLES_FILE, batch, SCRAPE)?;
         let ints = primitive::<Int64Type>(SAMPLES_FILE, batch, VALUE_INT_DELTA)?;
