@@ -100,6 +100,13 @@ pub struct TsdbConfig {
         default_value_t = 134_217_728
     )]
     pub wal_segment_size_bytes: u64,
+    /// Most heap bytes an ingester spends on keeping its local blocks' series tables (with their postings index), timestamp groups and samples-file footers between queries; beyond it the least recently used blocks are dropped and read again when queried. 0 keeps none.
+    #[arg(
+        long = "blocks-storage.tsdb.series-table-cache-max-bytes",
+        id = "blocks_storage.tsdb.series_table_cache_max_bytes",
+        default_value_t = 268_435_456
+    )]
+    pub series_table_cache_max_bytes: u64,
     /// Cut and ship every sample in the head when the ingester shuts down (otherwise the WAL keeps them).
     #[arg(long = "blocks-storage.tsdb.flush-blocks-on-shutdown", id = "blocks_storage.tsdb.flush_blocks_on_shutdown", default_value_t = false, action = clap::ArgAction::Set)]
     pub flush_blocks_on_shutdown: bool,

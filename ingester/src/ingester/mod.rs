@@ -165,6 +165,7 @@ impl Ingester {
         .await?;
         let metrics = IngesterMetrics::new(registry)?;
         let series_tables = Arc::new(query::SeriesTableCache::new(
+            usize::try_from(config.series_table_cache_max_bytes).unwrap_or(usize::MAX),
             metrics.series_table_cache_bytes.clone(),
         ));
         let shipper = Shipper::new(

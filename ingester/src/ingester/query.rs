@@ -36,13 +36,25 @@ struct LocalBlock {
 /// queries of recent data read the same few blocks again and again, so each series table is
 /// read once (it is what every select filters and every metadata call answers from). The
 /// entries of a tenant are pruned to the blocks its latest scan found, so a block deleted
-/// after its retention leaves the cache at the tenant's next query; the cache holds at most
-/// the series tables of the blocks on local disk.
+/// after its retention leaves the cache at the tenant's next query, and the cache is bounded
+/// by `-blocks-storage.tsdb.series-table-cache-max-bytes`: beyond it the least recently used
+/// blocks are dropped (a small map scanned on insert; there are only as many entries as
+/// local blocks, so no cache crate is needed).
 #[derive(Debug)]
 pub struct SeriesTableCache {
-    tables: Mutex<HashMap<(String, String), Arc<CachedTable>>>,
+    tables: Mutex<Tables>,
+    max_bytes: usize,
     /// `strata_ingester_series_table_cache_bytes`.
     bytes: IntGauge,
+}
+
+type TableKey = (String, String);
+
+#[derive(Debug, Default)]
+struct Tables {
+    entries: HashMap<TableKey, (Arc<CachedTable>, u64)>,
+    /// Bumped on every use; an entry's number says when it was last used.
+    clock: u64,
 }
 
 /// A local block's series table and its postings (ids are positions in the table).
@@ -116,22 +128,38 @@ fn in_request(request: &SelectRequest, labels: &Labels, first: i64, last: i64) -
 }
 
 impl SeriesTableCache {
-    pub fn new(bytes: IntGauge) -> Self {
+    pub fn new(max_bytes: usize, bytes: IntGauge) -> Self {
         Self {
             tables: Mutex::default(),
+            max_bytes,
             bytes,
         }
     }
 
-    fn update_bytes(&self, tables: &HashMap<(String, String), Arc<CachedTable>>) {
-        let total: usize = tables
-            .values()
-            .map(|t| t.heap_bytes + t.data.get().map_or(0, |d| d.heap_bytes()))
-            .sum();
+    /// Drops the least recently used entries until the total fits (the most recent one
+    /// always stays, so a query never reads a table twice), and publishes the total.
+    fn fit(&self, tables: &mut Tables) {
+        let size = |t: &CachedTable| t.heap_bytes + t.data.get().map_or(0, |d| d.heap_bytes());
+        let mut total: usize = tables.entries.values().map(|(t, _)| size(t)).sum();
+        while total > self.max_bytes && tables.entries.len() > 1 {
+            let oldest = tables
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(key, _)| key.clone());
+            let Some(key) = oldest else { break };
+            if let Some((table, _)) = tables.entries.remove(&key) {
+                total -= size(&table);
+            }
+        }
+        if self.max_bytes == 0 {
+            tables.entries.clear();
+            total = 0;
+        }
         self.bytes.set(i64::try_from(total).unwrap_or(i64::MAX));
     }
 
-    fn tables(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<CachedTable>>> {
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -145,8 +173,14 @@ impl SeriesTableCache {
         block: &LocalBlock,
     ) -> Result<Option<Arc<CachedTable>>, QueryError> {
         let key = (tenant.to_string(), block.ulid.clone());
-        if let Some(table) = self.tables().get(&key) {
-            return Ok(Some(table.clone()));
+        {
+            let mut tables = self.tables();
+            tables.clock += 1;
+            let now = tables.clock;
+            if let Some((table, used)) = tables.entries.get_mut(&key) {
+                *used = now;
+                return Ok(Some(table.clone()));
+            }
         }
         let Some(file) = open_file(&block.dir, SERIES_FILE)? else {
             return Ok(None);
@@ -154,8 +188,10 @@ impl SeriesTableCache {
         let table = SeriesTable::read(file).map_err(|e| block_error(&block.dir, e))?;
         let table = Arc::new(CachedTable::new(table));
         let mut tables = self.tables();
-        tables.insert(key, table.clone());
-        self.update_bytes(&tables);
+        tables.clock += 1;
+        let now = tables.clock;
+        tables.entries.insert(key, (table.clone(), now));
+        self.fit(&mut tables);
         Ok(Some(table))
     }
 
@@ -177,17 +213,19 @@ impl SeriesTableCache {
         };
         let data = BlockData::read(timestamps, &samples).map_err(|e| block_error(&block.dir, e))?;
         let data = cached.data.get_or_init(|| Arc::new(data)).clone();
-        self.update_bytes(&self.tables());
+        self.fit(&mut self.tables());
         Ok(Some(data))
     }
 
     /// Forgets the tenant's blocks that are not in `present`.
     fn retain(&self, tenant: &str, present: &HashSet<String>) {
         let mut tables = self.tables();
-        let before = tables.len();
-        tables.retain(|(t, ulid), _| t != tenant || present.contains(ulid));
-        if tables.len() != before {
-            self.update_bytes(&tables);
+        let before = tables.entries.len();
+        tables
+            .entries
+            .retain(|(t, ulid), _| t != tenant || present.contains(ulid));
+        if tables.entries.len() != before {
+            self.fit(&mut tables);
         }
     }
 }
@@ -502,5 +540,101 @@ impl SeriesSource for Ingester {
         request: &SelectRequest,
     ) -> Result<Vec<String>, QueryError> {
         self.label_strings(request, Some(name)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use strata_shared::block::{encode_block, BlockDescriptor};
+    use strata_shared::query::{LabelMatcher, MatchOp};
+
+    use super::*;
+
+    /// A block of `series` series with one sample each, written under `dir/<ulid>`.
+    fn write_block(dir: &Path, n: u64, series: usize) -> LocalBlock {
+        let ulid = ulid::Ulid::from_parts(1_700_000_000_000 + n, u128::from(n));
+        let desc = BlockDescriptor {
+            ulid,
+            tenant: "t".to_string(),
+            min_time: 0,
+            max_time: 7_200_000,
+            source_ingester: "i".to_string(),
+        };
+        let input = (0..series)
+            .map(|i| SeriesSamples {
+                labels: Labels::from_pairs([("__name__", "m"), ("i", i.to_string().as_str())]),
+                timestamps: vec![1_000],
+                values: vec![i as f64],
+            })
+            .collect();
+        let block = encode_block(&desc, input).expect("encodes");
+        let block_dir = dir.join(ulid.to_string());
+        std::fs::create_dir_all(&block_dir).unwrap();
+        for (name, bytes) in &block.files {
+            std::fs::write(block_dir.join(name), bytes).unwrap();
+        }
+        LocalBlock {
+            dir: block_dir,
+            ulid: ulid.to_string(),
+        }
+    }
+
+    fn request(value: &str) -> SelectRequest {
+        SelectRequest {
+            tenant: "t".to_string(),
+            matchers: vec![LabelMatcher::new(MatchOp::Equal, "i", value).unwrap()],
+            start_ms: 0,
+            end_ms: 10_000,
+            limit: 0,
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_the_recently_used_blocks_within_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks: Vec<LocalBlock> = (1..=3).map(|n| write_block(dir.path(), n, 500)).collect();
+        let gauge = IntGauge::new("g", "g").unwrap();
+        // Learn one block's size, then allow two and a half.
+        let probe = SeriesTableCache::new(usize::MAX, gauge.clone());
+        let one = select_block(&blocks[0], &request("7"), &probe).unwrap();
+        assert_eq!(one.len(), 1);
+        let size = usize::try_from(gauge.get()).unwrap();
+        assert!(size > 500 * 20, "{size} bytes for 500 series");
+
+        let cache = SeriesTableCache::new(size * 5 / 2, gauge.clone());
+        for block in &blocks {
+            let got = select_block(block, &request("42"), &cache).unwrap();
+            assert_eq!(got[0].values, vec![42.0]);
+        }
+        let cached = |c: &SeriesTableCache| {
+            let mut keys: Vec<String> = c.tables().entries.keys().map(|(_, u)| u.clone()).collect();
+            keys.sort();
+            keys
+        };
+        // The first block, least recently used, was dropped; the answers did not change.
+        assert_eq!(
+            cached(&cache),
+            vec![blocks[1].ulid.clone(), blocks[2].ulid.clone()]
+        );
+        assert!(usize::try_from(gauge.get()).unwrap() <= size * 5 / 2);
+        let again = block_labels(&blocks[0], &request("499"), &cache).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            cached(&cache),
+            vec![blocks[0].ulid.clone(), blocks[2].ulid.clone()]
+        );
+
+        // 0 keeps nothing, and still answers.
+        let none = SeriesTableCache::new(0, gauge.clone());
+        assert_eq!(
+            select_block(&blocks[1], &request("3"), &none)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(cached(&none).is_empty());
+        assert_eq!(gauge.get(), 0);
     }
 }
