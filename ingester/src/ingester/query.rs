@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use prometheus::IntGauge;
 
 use strata_shared::block::{
-    decode_series_with, BlockData, BlockMeta, SeriesSamples, SeriesTable, META_FILE, SAMPLES_FILE,
+    decode_wanted, BlockData, BlockMeta, SeriesSamples, SeriesTable, META_FILE, SAMPLES_FILE,
     SERIES_FILE, TIMESTAMPS_FILE,
 };
 use strata_shared::labels::Labels;
@@ -339,14 +339,9 @@ fn select_block(
     let Some(table) = tables.get(&request.tenant, block)? else {
         return Ok(Vec::new());
     };
-    let selected = table.selector(request);
+    let wanted = table.table.wanted(table.selector(request));
     // Nothing matches: neither data file is opened.
-    if !table
-        .table
-        .series()
-        .enumerate()
-        .any(|(index, (labels, first, last))| selected(index, labels, first, last))
-    {
+    if !wanted.contains(&true) {
         return Ok(Vec::new());
     }
     let (Some(data), Some(samples)) = (tables.data(block, &table)?, open_file(dir, SAMPLES_FILE)?)
@@ -354,8 +349,8 @@ fn select_block(
         return Ok(Vec::new());
     };
     let (start, end) = (request.start_ms, request.end_ms);
-    let series = decode_series_with(&table.table, &data, samples, selected)
-        .map_err(|e| block_error(dir, e))?;
+    let series =
+        decode_wanted(&table.table, &data, samples, &wanted).map_err(|e| block_error(dir, e))?;
     Ok(series
         .into_iter()
         .filter_map(|s| {

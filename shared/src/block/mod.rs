@@ -30,7 +30,7 @@ pub use codec::{
 pub use inspect::inspect_report;
 pub use meta::{BlockCompaction, BlockFile, BlockMeta, BlockStats, StrataMeta};
 pub use reader::{
-    decode_block, decode_block_where, decode_series_table, decode_series_where, decode_series_with,
+    decode_block, decode_block_where, decode_series_table, decode_series_where, decode_wanted,
     BlockData, SeriesTable,
 };
 pub use writer::{encode_block, encode_block_with, EncodeOptions};

@@ -84,6 +84,14 @@ impl SeriesTable {
             .map(|(labels, info)| (labels, info.min_time, info.max_time))
     }
 
+    /// Which series `keep(index, labels, first, last)` selects, by position.
+    pub fn wanted(&self, keep: impl Fn(usize, &Labels, i64, i64) -> bool) -> Vec<bool> {
+        self.series()
+            .enumerate()
+            .map(|(index, (labels, first, last))| keep(index, labels, first, last))
+            .collect()
+    }
+
     /// Series `index`: its labels, first and last sample timestamps.
     pub fn get(&self, index: usize) -> Option<(&Labels, i64, i64)> {
         let info = self.info.get(index)?;
@@ -121,15 +129,12 @@ pub fn decode_series_where<R: ChunkReader + 'static>(
     samples_file: R,
     keep: impl Fn(usize, &Labels, i64, i64) -> bool,
 ) -> Result<Vec<SeriesSamples>, BlockError> {
-    if !table
-        .series()
-        .enumerate()
-        .any(|(i, (l, f, t))| keep(i, l, f, t))
-    {
+    let wanted = table.wanted(keep);
+    if !wanted.contains(&true) {
         return Ok(Vec::new());
     }
     let data = BlockData::read(timestamps_file, &samples_file)?;
-    decode_series_with(table, &data, samples_file, keep)
+    decode_wanted(table, &data, samples_file, &wanted)
 }
 
 /// What a frequent reader of a block keeps of its data files besides the series table: the
@@ -162,19 +167,14 @@ impl BlockData {
     }
 }
 
-/// [`decode_series_where`] with the block's data-file parts already read: only the selected
-/// pages of `samples_file` are read.
-pub fn decode_series_with<R: ChunkReader + 'static>(
+/// The series at the positions `wanted` marks (from [`SeriesTable::wanted`]), with the
+/// block's data-file parts already read: only the selected pages of `samples_file` are read.
+pub fn decode_wanted<R: ChunkReader + 'static>(
     table: &SeriesTable,
     data: &BlockData,
     samples_file: R,
-    keep: impl Fn(usize, &Labels, i64, i64) -> bool,
+    wanted: &[bool],
 ) -> Result<Vec<SeriesSamples>, BlockError> {
-    let wanted: Vec<bool> = table
-        .series()
-        .enumerate()
-        .map(|(index, (labels, first, last))| keep(index, labels, first, last))
-        .collect();
     if !wanted.contains(&true) {
         return Ok(Vec::new());
     }
@@ -183,7 +183,7 @@ pub fn decode_series_with<R: ChunkReader + 'static>(
         .labels
         .iter()
         .zip(&table.info)
-        .zip(&wanted)
+        .zip(wanted)
         .map(|((labels, info), keep)| {
             let capacity = if *keep {
                 info.num_samples.min(RESERVE_LIMIT)
@@ -207,10 +207,10 @@ pub fn decode_series_with<R: ChunkReader + 'static>(
         &mut series,
         &table.info,
         groups,
-        Some(&wanted),
+        Some(wanted),
     )?;
     let mut out = Vec::new();
-    for ((s, info), keep) in series.into_iter().zip(&table.info).zip(&wanted) {
+    for ((s, info), keep) in series.into_iter().zip(&table.info).zip(wanted) {
         if *keep {
             check_counts(std::slice::from_ref(&s), std::slice::from_ref(info))?;
             out.push(s);

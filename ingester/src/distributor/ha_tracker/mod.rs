@@ -1079,19 +1079,13 @@ impl HaTracker {
             return Ok(());
         };
         let samples: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
-        let (cluster, replica) = find_ha_labels(&first.labels, limits);
-        let replica = replica.filter(|r| r.len() <= limits.max_label_value_length);
-        let (Some(cluster), Some(replica)) = (cluster, replica) else {
+        let Some((cluster, replica)) = ha_pair(tenant, &first.labels, limits) else {
             self.metrics
                 .non_ha_samples
                 .with_label_values(&[tenant])
                 .inc_by(samples as u64);
             return Ok(());
         };
-        let span = tracing::Span::current();
-        span.record("tenant", tenant);
-        span.record("cluster", cluster.as_str());
-        span.record("replica", replica.as_str());
         match self
             .check_limited(tenant, &cluster, &replica, now, limits.max_clusters)
             .await
@@ -1126,15 +1120,9 @@ impl HaTracker {
         let Some(labels) = peek::first_series_labels(raw) else {
             return Ok(());
         };
-        let (cluster, replica) = find_ha_labels(&labels, limits);
-        let replica = replica.filter(|r| r.len() <= limits.max_label_value_length);
-        let (Some(cluster), Some(replica)) = (cluster, replica) else {
+        let Some((cluster, replica)) = ha_pair(tenant, &labels, limits) else {
             return Ok(());
         };
-        let span = tracing::Span::current();
-        span.record("tenant", tenant);
-        span.record("cluster", cluster.as_str());
-        span.record("replica", replica.as_str());
         match self
             .check_limited(tenant, &cluster, &replica, now, limits.max_clusters)
             .await
@@ -1183,6 +1171,20 @@ impl HaTracker {
             )),
         }
     }
+}
+
+/// The (cluster, replica) a request's first series names, recorded on the current span; None
+/// for a request that is not an HA replica's (a label missing or empty, or a replica value
+/// over `max_label_value_length`, Mimir's rule).
+fn ha_pair(tenant: &str, labels: &[LabelBytes], limits: &HaLimits<'_>) -> Option<(String, String)> {
+    let (cluster, replica) = find_ha_labels(labels, limits);
+    let replica = replica.filter(|r| r.len() <= limits.max_label_value_length);
+    let (cluster, replica) = (cluster?, replica?);
+    let span = tracing::Span::current();
+    span.record("tenant", tenant);
+    span.record("cluster", cluster.as_str());
+    span.record("replica", replica.as_str());
+    Some((cluster, replica))
 }
 
 /// The cluster and replica label values of a series (None: absent, empty or not UTF-8).
