@@ -255,7 +255,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         let metrics = strata_querier::api::metrics::ApiMetrics::new(&registry)?;
         app = app.merge(strata_querier::api::routes(api, metrics));
     }
-    let app = app.layer(axum::extract::DefaultBodyLimit::disable());
+    // Outermost: a panic anywhere below answers its request with a 500 (Prometheus' error
+    // envelope, an error id) and is counted, instead of dropping the connection.
+    let app = app
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(strata_querier::api::panics::layer(&registry)?);
 
     let addr: SocketAddr = format!(
         "{}:{}",
@@ -341,11 +345,7 @@ fn querier_api(
             .saturating_mul(config.ingester.ring.replication_factor.max(1) + 1),
         Arc::new(strata_ingester::ingester::now_ms),
     );
-    let engine = Engine::new(EngineOptions {
-        lookback_delta_ms: querier.lookback_delta.as_millis_i64(),
-        max_samples: querier.max_samples,
-        timeout: querier.timeout.0,
-    });
+    let engine = Engine::new(EngineOptions::from_config(querier));
     tracing::info!(?fanout, "querier ready");
     Ok(ApiState::new(
         Arc::new(engine),

@@ -51,4 +51,49 @@ pub struct QuerierConfig {
         default_value_t = 104_857_600
     )]
     pub max_recv_msg_size: usize,
+    /// Longest query expression accepted, in bytes (PromQL of query, query_range, format_query and every match[] selector); 0 to disable. Global for now: Mimir's limit of this name is per tenant.
+    #[arg(
+        long = "query-frontend.max-query-expression-size-bytes",
+        id = "querier.max_query_expression_size_bytes",
+        default_value_t = 0
+    )]
+    pub max_query_expression_size_bytes: usize,
+    /// Deepest nesting of a query expression accepted, counted before parsing as the deepest nesting of parentheses, brackets and braces plus the number of operators (a + b + c nests two levels). Bounds the stack every stage of a query needs; at most 20000.
+    #[arg(
+        long = "querier.max-query-expression-depth",
+        id = "querier.max_query_expression_depth",
+        default_value_t = DEFAULT_MAX_QUERY_EXPRESSION_DEPTH,
+        value_parser = depth_parser()
+    )]
+    pub max_query_expression_depth: usize,
+}
+
+/// Default of `-querier.max-query-expression-depth`: Prometheus answers 1,000 nested
+/// parentheses or a 1,000-term sum, and so does Strata; 10,000 is refused.
+pub const DEFAULT_MAX_QUERY_EXPRESSION_DEPTH: usize = 1_000;
+
+/// Ceiling of `-querier.max-query-expression-depth`: a query thread for 20,000 levels
+/// reserves about 640 MiB of address space (see `EngineOptions::query_stack_bytes`).
+pub const MAX_QUERY_EXPRESSION_DEPTH: usize = 20_000;
+
+/// `1..=MAX_QUERY_EXPRESSION_DEPTH`: 0 cannot mean "off" for a limit that keeps the stack
+/// from overflowing.
+fn depth_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
+    use clap::builder::TypedValueParser;
+    clap::value_parser!(u64)
+        .range(1..=MAX_QUERY_EXPRESSION_DEPTH as u64)
+        .map(|v| usize::try_from(v).unwrap_or(MAX_QUERY_EXPRESSION_DEPTH))
+}
+
+impl QuerierConfig {
+    /// The pre-parse limits, the depth kept within 1..=[`MAX_QUERY_EXPRESSION_DEPTH`]
+    /// whatever a YAML file said (flags are range-checked by clap).
+    pub fn shape_limits(&self) -> crate::query_shape::ShapeLimits {
+        crate::query_shape::ShapeLimits {
+            max_bytes: self.max_query_expression_size_bytes,
+            max_depth: self
+                .max_query_expression_depth
+                .clamp(1, MAX_QUERY_EXPRESSION_DEPTH),
+        }
+    }
 }

@@ -2,9 +2,11 @@
 //! source at once ([`fanout`]): ingesters for recent data, store-gateways for blocks.
 
 pub mod api;
+pub mod bounds;
 pub mod config;
 pub mod engine;
 pub mod fanout;
 pub mod limits;
+pub mod query_shape;
 
 pub use config::QuerierConfig;

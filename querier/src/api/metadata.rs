@@ -15,11 +15,30 @@ use strata_shared::query::{LabelMatcher, MatchOp, SelectRequest};
 use super::params::{time_or, MAX_TIME_MS, MIN_TIME_MS};
 use super::response::{push_json_string, push_labels, push_strings, success, ApiError};
 use super::{ApiRequest, ApiState};
+use crate::query_shape::ShapeLimits;
 use tracing::Instrument;
 
-/// The matchers of one `match[]` selector, as Prometheus' `ParseMetricSelector` reads it.
-pub(crate) fn parse_selector(text: &str) -> Result<Vec<LabelMatcher>, ApiError> {
+use crate::engine::on_query_thread;
+
+/// A series selector nests one level (its braces) and has no operator outside them; text
+/// deeper than this is no selector, and is refused without being parsed, so that a hostile
+/// `match[]` never makes the parser recurse on an executor thread.
+const MAX_SELECTOR_DEPTH: usize = 64;
+
+/// The matchers of one `match[]` selector, as Prometheus' `ParseMetricSelector` reads it,
+/// after the pre-parse limits of `shape`.
+pub(crate) fn parse_selector(
+    text: &str,
+    shape: &ShapeLimits,
+) -> Result<Vec<LabelMatcher>, ApiError> {
     let invalid = |e: String| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}"));
+    let scanned = shape.check(text).map_err(|e| invalid(e.to_string()))?;
+    if scanned.depth() > MAX_SELECTOR_DEPTH {
+        return Err(invalid(format!(
+            "1:1: parse error: expected a series selector, got an expression nesting {} levels deep",
+            scanned.depth()
+        )));
+    }
     let expr = promql_parser::parser::parse(text).map_err(invalid)?;
     let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
         return Err(invalid(format!(
@@ -56,7 +75,10 @@ struct MetadataRequest {
     base: SelectRequest,
 }
 
-fn metadata_request(request: &ApiRequest) -> Result<MetadataRequest, ApiError> {
+fn metadata_request(
+    request: &ApiRequest,
+    shape: &ShapeLimits,
+) -> Result<MetadataRequest, ApiError> {
     let params = &request.params;
     let start = time_or(params, "start", MIN_TIME_MS)?;
     let end = time_or(params, "end", MAX_TIME_MS)?;
@@ -71,7 +93,7 @@ fn metadata_request(request: &ApiRequest) -> Result<MetadataRequest, ApiError> {
     let selectors = params
         .all("match[]")
         .into_iter()
-        .map(parse_selector)
+        .map(|text| parse_selector(text, shape))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(MetadataRequest {
         selectors,
@@ -138,7 +160,7 @@ pub(crate) async fn series(
 ) -> Response {
     let result = async {
         let request = state.request(&headers, &uri, &body)?;
-        let meta = metadata_request(&request)?;
+        let meta = metadata_request(&request, &state.engine.shape_limits())?;
         if meta.selectors.is_empty() {
             return Err(ApiError::bad_data(
                 "no match[] parameter provided".to_string(),
@@ -175,7 +197,7 @@ pub(crate) async fn labels(
 ) -> Response {
     let result = async {
         let request = state.request(&headers, &uri, &body)?;
-        let meta = metadata_request(&request)?;
+        let meta = metadata_request(&request, &state.engine.shape_limits())?;
         let limit = meta.base.limit;
         let source = &request.source;
         let names = meta
@@ -209,7 +231,7 @@ pub(crate) async fn label_values(
         if !valid_label_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
         }
-        let meta = metadata_request(&request)?;
+        let meta = metadata_request(&request, &state.engine.shape_limits())?;
         let limit = meta.base.limit;
         let (source, name) = (&request.source, &name);
         let values = meta
@@ -225,19 +247,54 @@ pub(crate) async fn label_values(
 /// `GET /api/v1/metadata`: metric metadata is not stored yet (remote-write metadata is
 /// dropped by the distributor), so the answer is an empty map, as Prometheus gives for a
 /// metric it has no metadata for.
-pub(crate) async fn metric_metadata(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    match state.tenant(&headers) {
-        Ok(_) => success("{}", &[]),
-        Err(e) => e.into_response(),
-    }
+/// Its `limit` is read as Prometheus reads it (an `int64`, "limit must be a number").
+pub(crate) async fn metric_metadata(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let result = (|| {
+        let request = state.request(&headers, &uri, &Bytes::new())?;
+        if let Some(v) = request.params.get("limit").filter(|v| !v.is_empty()) {
+            if v.parse::<i64>().is_err() {
+                return Err(ApiError::bad_data("limit must be a number".to_string()));
+            }
+        }
+        Ok(success("{}", &[]))
+    })();
+    result.unwrap_or_else(|e| e.into_response())
 }
 
-/// `GET|POST /api/v1/query_exemplars`: exemplars are not stored yet; an empty list.
-pub(crate) async fn exemplars(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    match state.tenant(&headers) {
-        Ok(_) => success("[]", &[]),
-        Err(e) => e.into_response(),
+/// `GET|POST /api/v1/query_exemplars`: exemplars are not stored yet; an empty list, once
+/// `start`, `end` and `query` passed Prometheus' checks (bad ones get its 400s).
+pub(crate) async fn exemplars(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let request = state.request(&headers, &uri, &body)?;
+        let params = &request.params;
+        let start = time_or(params, "start", MIN_TIME_MS)?;
+        let end = time_or(params, "end", MAX_TIME_MS)?;
+        if end < start {
+            return Err(ApiError::bad_data(
+                "end timestamp must not be before start timestamp".to_string(),
+            ));
+        }
+        let query = params.get("query").unwrap_or("").to_string();
+        let shape = state.engine.shape_limits();
+        on_query_thread(state.engine.query_stack_bytes(), move || {
+            shape.parse(&query).map(drop)
+        })
+        .await
+        .map_err(super::query::engine_error)?
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
+        Ok(success("[]", &[]))
     }
+    .await;
+    result.unwrap_or_else(|e| e.into_response())
 }
 
 /// `GET /api/v1/rules`: no ruler yet, so no rule groups.
@@ -279,11 +336,21 @@ mod tests {
 
     #[test]
     fn selectors_become_matchers() {
-        let m = parse_selector("up{job=~\"a|b\",x!=\"\"}").unwrap();
+        let shape = ShapeLimits {
+            max_bytes: 0,
+            max_depth: 1_000,
+        };
+        let m = parse_selector("up{job=~\"a|b\",x!=\"\"}", &shape).unwrap();
         let text: Vec<String> = m.iter().map(|m| m.to_string()).collect();
         assert_eq!(text, vec!["__name__=\"up\"", "job=~\"a|b\"", "x!=\"\""]);
-        assert!(parse_selector("sum(up)").is_err());
-        assert!(parse_selector("{x=\"\"}").is_err());
+        assert!(parse_selector("sum(up)", &shape).is_err());
+        assert!(parse_selector("{x=\"\"}", &shape).is_err());
+        let deep = format!("{}up{}", "(".repeat(500), ")".repeat(500));
+        let err = parse_selector(&deep, &shape).unwrap_err();
+        assert!(
+            err.message.contains("expected a series selector"),
+            "{err:?}"
+        );
         assert!(valid_label_name("__name__"));
         assert!(!valid_label_name("1a"));
         assert!(!valid_label_name("a-b"));

@@ -6,6 +6,7 @@
 
 mod metadata;
 pub mod metrics;
+pub mod panics;
 pub(crate) mod params;
 mod query;
 pub(crate) mod response;

@@ -43,19 +43,25 @@ impl Params {
     }
 }
 
-/// Prometheus' smallest and largest API times (`minTime`/`maxTime` in web/api/v1), in ms:
-/// the defaults of `start` and `end` on the metadata endpoints.
-pub(crate) const MIN_TIME_MS: i64 = -9_223_309_901_257_974;
-pub(crate) const MAX_TIME_MS: i64 = 9_223_309_901_257_974;
+use crate::bounds::{seconds_to_ms, time_in_range, time_range_text, MAX_DURATION_MS};
+pub(crate) use crate::bounds::{MAX_TIME_MS, MIN_TIME_MS};
 
-/// Parses a time parameter: Unix seconds with up to millisecond precision, or RFC 3339.
-pub(crate) fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
+/// Parses a time: Unix seconds with up to millisecond precision, or RFC 3339. The error is
+/// Prometheus' `parseTime` message, plus why when the number is outside the times its API
+/// can name (Prometheus 2.42 wraps those around silently; Strata refuses them).
+pub(crate) fn parse_time_value(value: &str) -> Result<i64, String> {
+    let invalid = || format!("cannot parse {value:?} to a valid timestamp");
     if let Ok(seconds) = value.parse::<f64>() {
-        if seconds.is_finite() {
-            let whole = seconds.trunc();
-            let millis = ((seconds - whole) * 1000.0).round();
-            return Ok(whole as i64 * 1000 + millis as i64);
+        if !seconds.is_finite() {
+            return Err(invalid());
         }
+        return seconds_to_ms(seconds).ok_or_else(|| {
+            format!(
+                "{}: it is outside the times Prometheus' API can name ({})",
+                invalid(),
+                time_range_text()
+            )
+        });
     }
     // The bounds Prometheus' clients send for "all time".
     match value {
@@ -72,22 +78,33 @@ pub(crate) fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
                 Err(e) => i64::try_from(e.duration().as_millis()).ok().map(|m| -m),
             }
         })
-        .ok_or_else(|| {
-            ApiError::bad_data(format!(
-                "invalid parameter \"{name}\": cannot parse \"{value}\" to a valid timestamp"
-            ))
-        })
+        .filter(|ms| time_in_range(*ms))
+        .ok_or_else(invalid)
 }
 
-/// An optional time parameter with a default.
+/// A required time parameter, as `query_range` reads `start` and `end` (Prometheus'
+/// `parseTime`: `invalid parameter "start": cannot parse ...`).
+pub(crate) fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
+    parse_time_value(value)
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}")))
+}
+
+/// An optional time parameter with a default, as Prometheus' `parseTimeParam` reads `time`
+/// and the metadata endpoints' `start`/`end` (its message names the parameter twice).
 pub(crate) fn time_or(params: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
     match params.get(name) {
-        Some(v) if !v.is_empty() => parse_time(name, v),
+        Some(v) if !v.is_empty() => parse_time_value(v).map_err(|e| {
+            ApiError::bad_data(format!(
+                "invalid parameter \"{name}\": Invalid time value for '{name}': {e}"
+            ))
+        }),
         _ => Ok(default),
     }
 }
 
-/// Parses a duration parameter: seconds (fractions allowed) or a Prometheus duration (`1h30m`).
+/// Parses a duration parameter: seconds (fractions allowed) or a Prometheus duration
+/// (`1h30m`), in ms. As Prometheus, a number of seconds whose nanoseconds overflow `int64`
+/// is refused ("It overflows int64"), and so is a duration over 292 years.
 pub(crate) fn parse_duration(name: &str, value: &str) -> Result<i64, ApiError> {
     let invalid = || {
         ApiError::bad_data(format!(
@@ -95,28 +112,24 @@ pub(crate) fn parse_duration(name: &str, value: &str) -> Result<i64, ApiError> {
         ))
     };
     if let Ok(seconds) = value.parse::<f64>() {
-        let millis = seconds * 1000.0;
-        if !millis.is_finite() || millis.abs() >= i64::MAX as f64 {
+        if seconds.is_nan() {
+            return Err(invalid());
+        }
+        let nanos = seconds * 1e9;
+        if nanos >= i64::MAX as f64 || nanos <= i64::MIN as f64 {
             return Err(ApiError::bad_data(format!(
                 "invalid parameter \"{name}\": cannot parse \"{value}\" to a valid duration. It overflows int64"
             )));
         }
-        return Ok(millis.round() as i64);
+        // In range: |nanos| < 9.3e18, so the milliseconds fit with room to spare.
+        return Ok((seconds * 1000.0).round() as i64);
     }
     prometheus_duration_ms(value).ok_or_else(invalid)
 }
 
 /// `[0-9]+(y|w|d|h|m|s|ms)` repeated, units in decreasing order, as Prometheus' model.ParseDuration.
 pub(crate) fn prometheus_duration_ms(text: &str) -> Option<i64> {
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
+    const UNITS: [(&str, i64); 7] = crate::bounds::DURATION_UNITS;
     if text.is_empty() {
         return None;
     }
@@ -148,7 +161,8 @@ pub(crate) fn prometheus_duration_ms(text: &str) -> Option<i64> {
         last_unit = Some(position);
         total = total.checked_add(number.checked_mul(UNITS[position].1)?)?;
     }
-    Some(total)
+    // Prometheus' model.ParseDuration: "duration out of range" past what time.Duration holds.
+    (total <= MAX_DURATION_MS).then_some(total)
 }
 
 #[cfg(test)]
@@ -177,6 +191,75 @@ mod tests {
         assert_eq!(parse_duration("step", "1h").unwrap(), 3_600_000);
         assert!(parse_duration("step", "30s1m").is_err());
         assert!(parse_duration("step", "abc").is_err());
+    }
+
+    #[test]
+    fn extreme_times_and_durations_are_refused_with_prometheus_wording() {
+        for t in [
+            "1e300",
+            "-1e300",
+            "-1e18",
+            "9223372036854775.807",
+            "9223372036854776",
+            "-9.2e15",
+        ] {
+            let e = parse_time("start", t).unwrap_err();
+            assert_eq!(e.error_type, "bad_data");
+            assert!(
+                e.message.starts_with(&format!(
+                    "invalid parameter \"start\": cannot parse \"{t}\" to a valid timestamp: it is outside"
+                )),
+                "{}",
+                e.message
+            );
+        }
+        let p = Params::parse(Some("time=NaN"), None, b"");
+        let e = time_or(&p, "time", 0).unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"NaN\" to a valid timestamp"
+        );
+        let e = parse_duration("step", "1e15").unwrap_err();
+        assert!(e.message.ends_with("It overflows int64"), "{}", e.message);
+        assert!(parse_duration("step", "9.2e9").is_ok());
+        assert!(parse_duration("step", "300y").is_err());
+        assert_eq!(
+            parse_duration("step", "292y").unwrap(),
+            292 * 365 * 86_400_000
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Any float, integer or string as a time: a time within the API's range, or an error.
+        #[test]
+        fn any_time_is_in_range_or_an_error(
+            f in proptest::num::f64::ANY,
+            i in proptest::prelude::any::<i64>(),
+            s in "\\PC{0,40}",
+        ) {
+            for text in [f.to_string(), format!("{f:e}"), i.to_string(), s.clone()] {
+                if let Ok(ms) = parse_time_value(&text) {
+                    proptest::prop_assert!(time_in_range(ms), "{text} -> {ms}");
+                }
+            }
+        }
+
+        /// Any float, integer or string as a duration: at most 292 years either way, or an error.
+        #[test]
+        fn any_duration_is_bounded_or_an_error(
+            f in proptest::num::f64::ANY,
+            i in proptest::prelude::any::<u64>(),
+            unit in proptest::sample::select(vec!["ms", "s", "m", "h", "d", "w", "y"]),
+            s in "\\PC{0,40}",
+        ) {
+            for text in [f.to_string(), format!("{f:e}"), format!("{i}{unit}"), s.clone()] {
+                if let Ok(ms) = parse_duration("step", &text) {
+                    proptest::prop_assert!(ms.unsigned_abs() <= MAX_DURATION_MS as u64 + 1, "{text} -> {ms}");
+                }
+            }
+        }
     }
 
     #[test]

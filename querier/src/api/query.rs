@@ -11,7 +11,7 @@ use super::response::{
     push_json_string, push_labels, push_point, push_timestamp, success, ApiError,
 };
 use super::ApiState;
-use crate::engine::{EngineError, QueryOutput, Value};
+use crate::engine::{on_query_thread, EngineError, QueryOutput, Value};
 use strata_shared::overrides::{flags, per_tenant_limit_message};
 
 /// A duration in milliseconds as Go prints a `time.Duration` (`721h0m0s`, `1m30s`, `500ms`),
@@ -54,7 +54,12 @@ pub(crate) fn engine_error(error: EngineError) -> ApiError {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut message = error.to_string();
     // Prometheus names the parameter a parse error is about.
-    if matches!(error, EngineError::BadData(_)) && message.starts_with("parse error") {
+    let about_query = match &error {
+        EngineError::BadData(_) => message.starts_with("parse error"),
+        EngineError::QueryShape(_) => true,
+        _ => false,
+    };
+    if about_query {
         message = format!("invalid parameter \"query\": {message}");
     }
     ApiError::new(error.error_type(), status, message)
@@ -137,7 +142,8 @@ pub(crate) async fn range(
                 "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".to_string(),
             ));
         }
-        if (end - start) / step > MAX_POINTS_PER_SERIES {
+        // Both times are within Prometheus' API range (±9.2e15 ms), so the difference fits.
+        if end.saturating_sub(start) / step > MAX_POINTS_PER_SERIES {
             return Err(ApiError::bad_data(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".to_string(),
             ));
@@ -183,15 +189,23 @@ pub(crate) async fn format_query(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let result = (|| {
+    let result = async {
         let request = state.request(&headers, &uri, &body)?;
-        let query = request.params.get("query").unwrap_or("");
-        let expr = promql_parser::parser::parse(query)
-            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
+        let query = request.params.get("query").unwrap_or("").to_string();
+        let shape = state.engine.shape_limits();
+        // Parsing, pretty-printing and dropping the tree recurse per level: on a query
+        // thread sized for the depth limit.
+        let pretty = on_query_thread(state.engine.query_stack_bytes(), move || {
+            shape.parse(&query).map(|expr| expr.prettify())
+        })
+        .await
+        .map_err(engine_error)?
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
         let mut data = String::new();
-        push_json_string(&mut data, &expr.prettify());
+        push_json_string(&mut data, &pretty);
         Ok::<_, ApiError>(success(&data, &[]))
-    })();
+    }
+    .await;
     result.unwrap_or_else(|e| e.into_response())
 }
 

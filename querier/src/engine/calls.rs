@@ -48,9 +48,8 @@ fn timestamp_of_selector(
     let data = ev.data;
     let series = &data[sel.id];
     let mut names = LabelCache::default();
-    let steps: Vec<i64> = ev.steps().collect();
-    let mut per_step: Vec<Vec<StepSample>> = Vec::with_capacity(steps.len());
-    for &ts in &steps {
+    let mut per_step: Vec<Vec<StepSample>> = Vec::with_capacity(ev.num_steps().min(1 << 16));
+    for ts in ev.steps() {
         ev.check_deadline()?;
         let found = ev.selector_samples_at(sel, ts)?;
         per_step.push(
@@ -104,7 +103,7 @@ fn eval_range_call(
         let mut values = vec![f64::NAN; ev.num_steps()];
         if let Some(s) = m.first() {
             for p in &s.points {
-                if let Ok(k) = usize::try_from((p.t - ev.start) / ev.interval) {
+                if let Ok(k) = usize::try_from(p.t.saturating_sub(ev.start) / ev.interval) {
                     if let Some(slot) = values.get_mut(k) {
                         *slot = p.v;
                     }
@@ -114,7 +113,6 @@ fn eval_range_call(
         scalar_args.push(values);
     }
 
-    let steps: Vec<i64> = ev.steps().collect();
     let mut out: Matrix = Vec::new();
     let mut window = Vec::new();
     let mut held = 0usize;
@@ -127,12 +125,17 @@ fn eval_range_call(
             drop_metric_name(&s.labels)
         };
         let mut points = Vec::new();
-        for (k, &ts) in steps.iter().enumerate() {
-            for (slot, values) in scalars.iter_mut().zip(&scalar_args) {
-                *slot = values[k];
+        for (k, ts) in ev.steps().enumerate() {
+            // A window per step can be long (a subquery's millions of points): the
+            // deadline is checked within the series too, not only between series.
+            if k % 1024 == 1023 {
+                ev.check_deadline()?;
             }
-            let range_end = ts - offset;
-            let range_start = range_end - range_ms;
+            for (slot, values) in scalars.iter_mut().zip(&scalar_args) {
+                *slot = values.get(k).copied().unwrap_or(f64::NAN);
+            }
+            let range_end = ts.saturating_sub(offset);
+            let range_start = range_end.saturating_sub(range_ms);
             Evaluator::window(&s.points, range_start, range_end, &mut window);
             ev.current_samples = ev.current_samples - held + window.len();
             held = window.len();

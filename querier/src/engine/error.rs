@@ -21,6 +21,12 @@ pub enum EngineError {
     /// A data source failed: `internal` (500) or `unavailable` (503).
     #[error("{0}")]
     Storage(QueryError),
+    /// The query text is over a pre-parse limit (length, nesting depth): `bad_data`, 400.
+    #[error("{0}")]
+    QueryShape(crate::query_shape::ShapeError),
+    /// Strata itself failed (a query thread could not start): `internal`, 500.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// The message Prometheus gives when a query would hold more than `max_samples` points.
@@ -34,28 +40,37 @@ impl EngineError {
     /// Prometheus' `errorType` for this error.
     pub fn error_type(&self) -> &'static str {
         match self {
-            EngineError::BadData(_) => "bad_data",
+            EngineError::BadData(_) | EngineError::QueryShape(_) => "bad_data",
             EngineError::Execution(_) => "execution",
             EngineError::Timeout(_) => "timeout",
             EngineError::Canceled(_) => "canceled",
             EngineError::Storage(QueryError::Unavailable(_)) => "unavailable",
-            EngineError::Storage(_) => "internal",
+            EngineError::Storage(_) | EngineError::Internal(_) => "internal",
         }
     }
 
     /// The HTTP status Prometheus' `web/api/v1` answers with for this error.
     pub fn status(&self) -> u16 {
         match self {
-            EngineError::BadData(_) => 400,
+            EngineError::BadData(_) | EngineError::QueryShape(_) => 400,
             EngineError::Execution(_) => 422,
             EngineError::Timeout(_) | EngineError::Canceled(_) => 503,
             EngineError::Storage(QueryError::Unavailable(_)) => 503,
-            EngineError::Storage(_) => 500,
+            EngineError::Storage(_) | EngineError::Internal(_) => 500,
         }
     }
 
     pub(crate) fn too_many_samples() -> Self {
         EngineError::Execution(TOO_MANY_SAMPLES.to_string())
+    }
+
+    /// An evaluation that would iterate more steps than `max_samples`: even one series would
+    /// hold more points than the limit, and with none the steps alone are the cost (a nested
+    /// subquery such as `max_over_time(max_over_time(x[1y:1s])[1y:1s])` asks for 63 million).
+    pub(crate) fn too_many_steps(what: &str, steps: u128, max_samples: usize) -> Self {
+        EngineError::Execution(format!(
+            "{TOO_MANY_SAMPLES}: {what} would be evaluated at {steps} steps, more than the {max_samples} samples a query may hold (-querier.max-samples); use a longer step or a shorter range"
+        ))
     }
 
     pub(crate) fn canceled() -> Self {

@@ -107,6 +107,16 @@ impl SeriesCollector {
     }
 }
 
+/// How many steps `start..=end` has every `interval` ms (0 when `end < start`), without
+/// overflow whatever the inputs.
+pub(crate) fn step_count(start: i64, end: i64, interval: i64) -> u128 {
+    if end < start {
+        return 0;
+    }
+    let span = (i128::from(end) - i128::from(start)) as u128;
+    span / u128::from(interval.max(1).unsigned_abs()) + 1
+}
+
 pub(crate) fn total_points(m: &Matrix) -> usize {
     m.iter().map(|s| s.points.len()).sum()
 }
@@ -138,25 +148,36 @@ impl<'a> Evaluator<'a> {
     }
 
     pub(crate) fn num_steps(&self) -> usize {
-        if self.end < self.start {
-            return 0;
-        }
-        usize::try_from((self.end - self.start) / self.interval + 1).unwrap_or(0)
+        usize::try_from(step_count(self.start, self.end, self.interval)).unwrap_or(usize::MAX)
     }
 
-    /// The step timestamps.
+    /// The step timestamps. Computed one by one (never collected: a subquery may have
+    /// millions), stopping rather than wrapping at the end of `i64`.
     pub(crate) fn steps(&self) -> impl Iterator<Item = i64> {
-        let (start, end, interval) = (self.start, self.end, self.interval);
-        (0..)
-            .map(move |i| start + i * interval)
+        let (start, end, interval) = (self.start, self.end, self.interval.max(1));
+        (0i64..)
+            .map_while(move |i| i.checked_mul(interval)?.checked_add(start))
             .take_while(move |&t| t <= end)
     }
 
+    /// Fails when this evaluator's range has more steps than the query may hold samples:
+    /// checked before a subquery is evaluated, so a nested one fails at once instead of
+    /// iterating for minutes over (possibly empty) steps.
+    pub(crate) fn check_step_count(&self, what: &str) -> EvalResult<()> {
+        let steps = step_count(self.start, self.end, self.interval);
+        if steps > self.max_samples as u128 {
+            return Err(EngineError::too_many_steps(what, steps, self.max_samples));
+        }
+        Ok(())
+    }
+
     /// The offset a selector or subquery is evaluated with: with `@`, Prometheus turns the
-    /// timestamp into an offset relative to the evaluator's start.
+    /// timestamp into an offset relative to the evaluator's start. Planned times are
+    /// bounded (see `crate::bounds`), so saturation never changes a real answer; it only
+    /// keeps arithmetic on absurd values from wrapping.
     pub(crate) fn effective_offset(&self, offset_ms: i64, at_ms: Option<i64>) -> i64 {
         match at_ms {
-            Some(at) => offset_ms + (self.start - at),
+            Some(at) => offset_ms.saturating_add(self.start.saturating_sub(at)),
             None => offset_ms,
         }
     }
@@ -261,8 +282,7 @@ impl<'a> Evaluator<'a> {
             .collect();
         let mut held = self.current_samples;
         let mut out = SeriesCollector::default();
-        let steps: Vec<i64> = self.steps().collect();
-        for ts in steps {
+        for ts in self.steps() {
             self.check_deadline()?;
             self.current_samples = held;
             let mut inputs = Vec::with_capacity(matrices.len());
@@ -313,7 +333,7 @@ impl<'a> Evaluator<'a> {
     fn sample_at(&self, points: &[Point], ref_time: i64) -> Option<Point> {
         let idx = points.partition_point(|p| p.t <= ref_time);
         let p = *points.get(idx.checked_sub(1)?)?;
-        if p.t < ref_time - self.lookback || is_stale_marker(p.v) {
+        if p.t < ref_time.saturating_sub(self.lookback) || is_stale_marker(p.v) {
             return None;
         }
         Some(p)
@@ -322,13 +342,12 @@ impl<'a> Evaluator<'a> {
     fn vector_selector(&mut self, sel: &Selector) -> EvalResult<Matrix> {
         let data = self.data;
         let offset = self.effective_offset(sel.offset_ms, sel.at_ms);
-        let steps: Vec<i64> = self.steps().collect();
         let mut out = Vec::new();
         for s in &data[sel.id] {
             self.check_deadline()?;
             let mut points = Vec::new();
-            for &ts in &steps {
-                if let Some(p) = self.sample_at(&s.points, ts - offset) {
+            for ts in self.steps() {
+                if let Some(p) = self.sample_at(&s.points, ts.saturating_sub(offset)) {
                     if self.current_samples >= self.max_samples {
                         return Err(EngineError::too_many_samples());
                     }
@@ -355,7 +374,7 @@ impl<'a> Evaluator<'a> {
     ) -> EvalResult<Vec<(usize, Point)>> {
         let ref_time = match sel.at_ms {
             Some(at) => at,
-            None => ts - sel.offset_ms,
+            None => ts.saturating_sub(sel.offset_ms),
         };
         let mut out = Vec::new();
         for (i, s) in self.data[sel.id].iter().enumerate() {
@@ -379,8 +398,10 @@ impl<'a> Evaluator<'a> {
 
     fn matrix_selector(&mut self, sel: &Selector, range_ms: i64) -> EvalResult<Matrix> {
         let data = self.data;
-        let maxt = self.start - self.effective_offset(sel.offset_ms, sel.at_ms);
-        let mint = maxt - range_ms;
+        let maxt = self
+            .start
+            .saturating_sub(self.effective_offset(sel.offset_ms, sel.at_ms));
+        let mint = maxt.saturating_sub(range_ms);
         let mut out = Vec::new();
         for s in &data[sel.id] {
             self.check_deadline()?;
@@ -410,12 +431,20 @@ impl<'a> Evaluator<'a> {
         } else {
             DEFAULT_SUBQUERY_STEP_MS
         };
-        let lowest = self.start - offset - sq.range_ms;
-        let mut start = interval * (lowest / interval);
+        let lowest = self
+            .start
+            .saturating_sub(offset)
+            .saturating_sub(sq.range_ms);
+        let mut start = interval.saturating_mul(lowest / interval);
         if start < lowest {
-            start += interval;
+            start = start.saturating_add(interval);
         }
-        let mut child = self.child(start, self.end - offset, interval);
+        let mut child = self.child(start, self.end.saturating_sub(offset), interval);
+        child.check_step_count(&format!(
+            "the inner expression of a subquery [{}:{}]",
+            crate::bounds::promql_duration(sq.range_ms),
+            crate::bounds::promql_duration(interval)
+        ))?;
         let result = child.eval_matrix(&sq.expr)?;
         self.current_samples = child.current_samples;
         Ok(result)
@@ -431,12 +460,11 @@ impl<'a> Evaluator<'a> {
         if matches!(inner, Node::MatrixSelector { .. } | Node::Subquery(_)) {
             return Ok(m);
         }
-        let later: Vec<i64> = self.steps().skip(1).collect();
         for s in &mut m {
             let Some(first) = s.points.first().copied() else {
                 continue;
             };
-            for &ts in &later {
+            for ts in self.steps().skip(1) {
                 s.points.push(Point { t: ts, v: first.v });
                 self.add_samples(1)?;
             }

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 use strata_shared::query::SeriesSource;
 
+use crate::bounds::{time_in_range, time_range_text};
+use crate::query_shape::ShapeLimits;
+
 pub use error::EngineError;
 pub use value::{Sample, Series, Value};
 
@@ -41,6 +44,8 @@ pub struct EngineOptions {
     pub max_samples: usize,
     /// The deadline of a whole query, fetching included.
     pub timeout: Duration,
+    /// Length and nesting depth of the query text, checked before parsing.
+    pub shape: ShapeLimits,
 }
 
 impl Default for EngineOptions {
@@ -49,7 +54,73 @@ impl Default for EngineOptions {
             lookback_delta_ms: 300_000,
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
+            shape: ShapeLimits {
+                max_bytes: 0,
+                max_depth: crate::config::DEFAULT_MAX_QUERY_EXPRESSION_DEPTH,
+            },
         }
+    }
+}
+
+impl EngineOptions {
+    /// The engine's options from the querier's flags.
+    pub fn from_config(config: &crate::QuerierConfig) -> Self {
+        Self {
+            lookback_delta_ms: config.lookback_delta.as_millis_i64(),
+            max_samples: config.max_samples,
+            timeout: config.timeout.0,
+            shape: config.shape_limits(),
+        }
+    }
+
+    /// The stack of a query's parse, plan and evaluation thread: room for the deepest
+    /// expression the depth limit lets through in every recursive stage (parser, planner,
+    /// evaluator, drops), with a wide margin. Only the pages a query touches are ever
+    /// committed, so a large reservation costs address space, not memory.
+    pub(crate) fn query_stack_bytes(&self) -> usize {
+        stack_bytes_for_depth(self.shape.max_depth)
+    }
+}
+
+/// A query thread's stack for expressions up to `depth` levels deep. Measured in a debug
+/// build: promql-parser needs about 100 bytes a level, Strata's evaluator a few KiB; 32 KiB a
+/// level leaves a wide margin.
+pub(crate) fn stack_bytes_for_depth(depth: usize) -> usize {
+    const BASE: usize = 8 << 20;
+    const PER_LEVEL: usize = 32 << 10;
+    BASE.saturating_add(depth.saturating_mul(PER_LEVEL))
+}
+
+/// The name of the threads [`on_query_thread`] starts.
+pub(crate) const QUERY_THREAD_NAME: &str = "strata-query";
+
+/// Runs `f` on a thread of its own with a stack of `stack_bytes` and waits for it without
+/// blocking the async executor. A panic in `f` is resumed in the caller, so that the HTTP
+/// layer answers it as every other handler panic (a 500 with an error id, counted).
+pub(crate) async fn on_query_thread<T, F>(stack_bytes: usize, f: F) -> Result<T, EngineError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(QUERY_THREAD_NAME.to_string())
+        .stack_size(stack_bytes)
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(result);
+        })
+        .map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot start a query thread with a {stack_bytes}-byte stack: {e}"
+            ))
+        })?;
+    match rx.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => Err(EngineError::Internal(
+            "the query thread ended without an answer".to_string(),
+        )),
     }
 }
 
@@ -69,6 +140,16 @@ pub struct Engine {
 impl Engine {
     pub fn new(options: EngineOptions) -> Self {
         Self { options }
+    }
+
+    /// The pre-parse limits every request's PromQL is checked against.
+    pub(crate) fn shape_limits(&self) -> ShapeLimits {
+        self.options.shape
+    }
+
+    /// The stack of a query thread, for callers that parse on one themselves.
+    pub(crate) fn query_stack_bytes(&self) -> usize {
+        self.options.query_stack_bytes()
     }
 
     /// Evaluates `query` at `time_ms`.
@@ -109,7 +190,31 @@ impl Engine {
     ) -> Result<QueryOutput, EngineError> {
         let started = Instant::now();
         let deadline = started + self.options.timeout;
-        let plan = plan::prepare(query, start_ms, end_ms, self.options.lookback_delta_ms)?;
+        for (name, t) in [("start", start_ms), ("end", end_ms)] {
+            if !time_in_range(t) {
+                return Err(EngineError::BadData(format!(
+                    "the query's {name} time {t} ms is outside the times Prometheus' API can name ({})",
+                    time_range_text()
+                )));
+            }
+        }
+        if step_ms < 0 || end_ms < start_ms {
+            return Err(EngineError::BadData(format!(
+                "a query needs start <= end and a positive step (start {start_ms} ms, end {end_ms} ms, step {step_ms} ms)"
+            )));
+        }
+        let stack_bytes = self.options.query_stack_bytes();
+        let (text, shape, lookback) = (
+            query.to_string(),
+            self.options.shape,
+            self.options.lookback_delta_ms,
+        );
+        // Parsing and planning recurse once per level of the expression: on a thread whose
+        // stack the depth limit was sized for, never on an executor thread.
+        let plan = on_query_thread(stack_bytes, move || {
+            plan::prepare(&text, &shape, start_ms, end_ms, lookback)
+        })
+        .await??;
         let kind = plan.root.kind();
         if step_ms != 0 && !matches!(kind, ValueKind::Scalar | ValueKind::Vector) {
             return Err(EngineError::BadData(format!(
@@ -135,9 +240,9 @@ impl Engine {
             max_samples: self.options.max_samples,
             deadline,
         };
-        let value = tokio::task::spawn_blocking(move || job.run())
-            .await
-            .map_err(|e| EngineError::Execution(format!("unexpected error: {e}")))??;
+        // Evaluation recurses per level as planning does, and dropping the plan too: both on
+        // a query thread.
+        let value = on_query_thread(stack_bytes, move || job.run()).await??;
         Ok(QueryOutput {
             value,
             warnings: Vec::new(),
@@ -181,6 +286,7 @@ impl EvalJob {
             deadline: self.deadline,
             canceled: &self.canceled,
         };
+        ev.check_step_count("the query")?;
         let kind = self.plan.root.kind();
         let matrix = match ev.eval(&self.plan.root)? {
             EvalValue::String(v) => {

@@ -16,6 +16,10 @@ use strata_shared::query::{LabelMatcher, MatchOp};
 
 use super::error::EngineError;
 use super::functions::Func;
+use crate::bounds::{
+    seconds_text, time_in_range, time_range_text, MAX_DURATION_MS, MAX_TIME_MS, MIN_TIME_MS,
+};
+use crate::query_shape::ShapeLimits;
 
 /// The type of a node's result, as PromQL types expressions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +211,33 @@ pub(crate) struct Plan {
     pub(crate) root: Node,
     /// Every selector in the query, indexed by [`Selector::id`].
     pub(crate) selectors: Vec<SelectorUse>,
+    /// The pre-scan's bound of the expression's depth.
+    pub(crate) depth: usize,
+}
+
+/// Plans up to this deep are dropped on whatever thread drops them: measured, dropping a
+/// 1,000-level tree needs well under the 2 MiB of an executor thread even in a debug build.
+const INLINE_DROP_DEPTH: usize = 1_000;
+
+impl Drop for Plan {
+    /// Dropping the tree recurses once per level. A deeper plan dropped away from a query
+    /// thread (a failed fetch, a client gone mid-query) is handed to a thread of its own
+    /// with a stack sized for it, so an executor thread never overflows.
+    fn drop(&mut self) {
+        if self.depth <= INLINE_DROP_DEPTH
+            || std::thread::current().name() == Some(super::QUERY_THREAD_NAME)
+        {
+            return;
+        }
+        let root = std::mem::replace(&mut self.root, Node::Number(0.0));
+        let spawned = std::thread::Builder::new()
+            .name(super::QUERY_THREAD_NAME.to_string())
+            .stack_size(super::stack_bytes_for_depth(self.depth))
+            .spawn(move || drop(root));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, depth = self.depth, "cannot start a thread to drop a deep query plan; dropping it here");
+        }
+    }
 }
 
 /// What the fetch stage needs to know about one selector.
@@ -217,14 +248,18 @@ pub(crate) struct SelectorUse {
     pub(crate) end_ms: i64,
 }
 
-/// Parses a query and prepares it for evaluation between `start_ms` and `end_ms`.
+/// Parses a query (after the pre-parse checks of `shape`) and prepares it for evaluation
+/// between `start_ms` and `end_ms`. Every time the plan derives (offsets, ranges, `@`,
+/// lookback) is computed with checked arithmetic: an out-of-range one is a `bad_data` error.
 pub(crate) fn prepare(
     query: &str,
+    shape: &ShapeLimits,
     start_ms: i64,
     end_ms: i64,
     lookback_ms: i64,
 ) -> Result<Plan, EngineError> {
     register_extra_functions();
+    let depth = shape.check(query).map_err(EngineError::QueryShape)?.depth();
     let expr = ast::parse(query).map_err(|e| EngineError::BadData(parse_error(&e)))?;
     let mut converter = Converter {
         start_ms,
@@ -238,9 +273,14 @@ pub(crate) fn prepare(
     } else {
         root
     };
+    let mut plan = Plan {
+        root,
+        selectors: Vec::new(),
+        depth,
+    };
     let mut selectors = Vec::new();
     collect_selector_ranges(
-        &root,
+        &plan.root,
         &mut selectors,
         &RangeContext {
             start_ms,
@@ -250,12 +290,10 @@ pub(crate) fn prepare(
             subquery_range_ms: 0,
             subquery_at_ms: None,
         },
-    );
+    )?;
     selectors.sort_by_key(|(id, _)| *id);
-    Ok(Plan {
-        root,
-        selectors: selectors.into_iter().map(|(_, s)| s).collect(),
-    })
+    plan.selectors = selectors.into_iter().map(|(_, s)| s).collect();
+    Ok(plan)
 }
 
 fn parse_error(msg: &str) -> String {
@@ -292,23 +330,44 @@ fn bad<T>(msg: impl Into<String>) -> Result<T, EngineError> {
     Err(EngineError::BadData(msg.into()))
 }
 
-fn duration_ms(d: &Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+/// A duration of the query text in ms; over 292 years (what Prometheus' `time.Duration`
+/// holds, and so what its parser accepts) is a parse error, as in Prometheus.
+fn duration_ms(d: &Duration, what: &str) -> Result<i64, EngineError> {
+    i64::try_from(d.as_millis())
+        .ok()
+        .filter(|ms| *ms <= MAX_DURATION_MS)
+        .ok_or_else(|| {
+            EngineError::BadData(format!(
+                "parse error: {what} duration out of range: at most {MAX_DURATION_MS} ms (292 years)"
+            ))
+        })
 }
 
-fn offset_ms(offset: &Option<Offset>) -> i64 {
-    match offset {
+fn offset_ms(offset: &Option<Offset>) -> Result<i64, EngineError> {
+    Ok(match offset {
         None => 0,
-        Some(Offset::Pos(d)) => duration_ms(d),
-        Some(Offset::Neg(d)) => -duration_ms(d),
-    }
+        Some(Offset::Pos(d)) => duration_ms(d, "offset")?,
+        Some(Offset::Neg(d)) => -duration_ms(d, "offset")?,
+    })
 }
 
-fn system_time_ms(t: &SystemTime) -> i64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => duration_ms(&d),
-        Err(e) => -duration_ms(&e.duration()),
-    }
+/// An `@` time in ms; outside the times Prometheus' API can name it is refused with
+/// Prometheus' message for an `@` out of bounds.
+fn system_time_ms(t: &SystemTime) -> Result<i64, EngineError> {
+    let ms = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).ok(),
+        Err(e) => i64::try_from(e.duration().as_millis()).ok().map(|m| -m),
+    };
+    ms.filter(|ms| time_in_range(*ms)).ok_or_else(|| {
+        let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        EngineError::BadData(format!(
+            "parse error: timestamp out of bounds for @ modifier: {secs} (Strata accepts {})",
+            time_range_text()
+        ))
+    })
 }
 
 fn label_names(labels: &promql_parser::label::Labels) -> Vec<String> {
@@ -318,13 +377,13 @@ fn label_names(labels: &promql_parser::label::Labels) -> Vec<String> {
 impl Converter {
     /// `resolve_at` is false inside aggregation parameters, which Prometheus 2.42's
     /// preprocessing never visits: an `@ start()`/`@ end()` there is ignored.
-    fn at_ms(&self, at: &Option<AtModifier>, resolve_at: bool) -> Option<i64> {
-        match at {
+    fn at_ms(&self, at: &Option<AtModifier>, resolve_at: bool) -> Result<Option<i64>, EngineError> {
+        Ok(match at {
             None => None,
-            Some(AtModifier::At(t)) => Some(system_time_ms(t)),
+            Some(AtModifier::At(t)) => Some(system_time_ms(t)?),
             Some(AtModifier::Start) => resolve_at.then_some(self.start_ms),
             Some(AtModifier::End) => resolve_at.then_some(self.end_ms),
-        }
+        })
     }
 
     fn selector(
@@ -347,8 +406,8 @@ impl Converter {
         Ok(Selector {
             id,
             matchers,
-            offset_ms: offset_ms(&vs.offset),
-            at_ms: self.at_ms(&vs.at, resolve_at),
+            offset_ms: offset_ms(&vs.offset)?,
+            at_ms: self.at_ms(&vs.at, resolve_at)?,
         })
     }
 
@@ -360,7 +419,7 @@ impl Converter {
             Expr::Unary(u) => Node::Neg(Box::new(self.convert(&u.expr, resolve_at)?)),
             Expr::VectorSelector(vs) => Node::VectorSelector(self.selector(vs, resolve_at)?),
             Expr::MatrixSelector(ms) => {
-                let range_ms = duration_ms(&ms.range);
+                let range_ms = duration_ms(&ms.range, "range")?;
                 Node::MatrixSelector {
                     selector: self.selector(&ms.vs, resolve_at)?,
                     range_ms,
@@ -368,10 +427,13 @@ impl Converter {
             }
             Expr::Subquery(sq) => Node::Subquery(Box::new(SubqueryNode {
                 expr: self.convert(&sq.expr, resolve_at)?,
-                range_ms: duration_ms(&sq.range),
-                step_ms: sq.step.as_ref().map(duration_ms).unwrap_or(0),
-                offset_ms: offset_ms(&sq.offset),
-                at_ms: self.at_ms(&sq.at, resolve_at),
+                range_ms: duration_ms(&sq.range, "subquery range")?,
+                step_ms: match &sq.step {
+                    Some(step) => duration_ms(step, "subquery step")?,
+                    None => 0,
+                },
+                offset_ms: offset_ms(&sq.offset)?,
+                at_ms: self.at_ms(&sq.at, resolve_at)?,
             })),
             Expr::Binary(b) => Node::Binary(Box::new(self.binary(b, resolve_at)?)),
             Expr::Aggregate(a) => Node::Aggregate(Box::new(self.aggregate(a, resolve_at)?)),
@@ -600,9 +662,26 @@ struct RangeContext {
 }
 
 /// The samples each selector needs across the whole query, as Prometheus'
-/// `getTimeRangesForSelector` computes them.
-fn collect_selector_ranges(node: &Node, out: &mut Vec<(usize, SelectorUse)>, ctx: &RangeContext) {
-    let mut add = |selector: &Selector, range_ms: i64| {
+/// `getTimeRangesForSelector` computes them, with checked arithmetic: a window past `i64`
+/// is a `bad_data` error naming the selector; one past the API's times is clamped to them
+/// (no sample lies outside, and the data sources then never see an extreme bound).
+fn collect_selector_ranges(
+    node: &Node,
+    out: &mut Vec<(usize, SelectorUse)>,
+    ctx: &RangeContext,
+) -> Result<(), EngineError> {
+    let add = |out: &mut Vec<(usize, SelectorUse)>,
+               selector: &Selector,
+               range_ms: i64|
+     -> Result<(), EngineError> {
+        let overflow = || {
+            EngineError::BadData(format!(
+                "the time range selector {} would read is out of bounds: its offsets, ranges, @ and the lookback delta add up past {} (Strata accepts {})",
+                selector_text(selector),
+                seconds_text(if ctx.start_ms < 0 { MIN_TIME_MS } else { MAX_TIME_MS }),
+                time_range_text()
+            ))
+        };
         let (mut start, mut end) = match ctx.subquery_at_ms {
             Some(at) => (at, at),
             None => (ctx.start_ms, ctx.end_ms),
@@ -611,47 +690,62 @@ fn collect_selector_ranges(node: &Node, out: &mut Vec<(usize, SelectorUse)>, ctx
             start = at;
             end = at;
         } else {
-            start = start - ctx.subquery_offset_ms - ctx.subquery_range_ms;
-            end -= ctx.subquery_offset_ms;
+            start = start
+                .checked_sub(ctx.subquery_offset_ms)
+                .and_then(|s| s.checked_sub(ctx.subquery_range_ms))
+                .ok_or_else(overflow)?;
+            end = end
+                .checked_sub(ctx.subquery_offset_ms)
+                .ok_or_else(overflow)?;
         }
-        if range_ms == 0 {
-            start -= ctx.lookback_ms;
+        let back = if range_ms == 0 {
+            ctx.lookback_ms
         } else {
-            start -= range_ms;
-        }
-        start -= selector.offset_ms;
-        end -= selector.offset_ms;
+            range_ms
+        };
+        start = start
+            .checked_sub(back)
+            .and_then(|s| s.checked_sub(selector.offset_ms))
+            .ok_or_else(overflow)?;
+        end = end.checked_sub(selector.offset_ms).ok_or_else(overflow)?;
         out.push((
             selector.id,
             SelectorUse {
                 matchers: selector.matchers.clone(),
-                start_ms: start,
-                end_ms: end,
+                start_ms: start.clamp(MIN_TIME_MS, MAX_TIME_MS),
+                end_ms: end.clamp(MIN_TIME_MS, MAX_TIME_MS),
             },
         ));
+        Ok(())
     };
     match node {
         Node::Number(_) | Node::Str(_) => {}
-        Node::VectorSelector(s) => add(s, 0),
-        Node::MatrixSelector { selector, range_ms } => add(selector, *range_ms),
-        Node::Neg(inner) | Node::StepInvariant(inner) => collect_selector_ranges(inner, out, ctx),
+        Node::VectorSelector(s) => add(out, s, 0)?,
+        Node::MatrixSelector { selector, range_ms } => add(out, selector, *range_ms)?,
+        Node::Neg(inner) | Node::StepInvariant(inner) => collect_selector_ranges(inner, out, ctx)?,
         Node::Binary(b) => {
-            collect_selector_ranges(&b.lhs, out, ctx);
-            collect_selector_ranges(&b.rhs, out, ctx);
+            collect_selector_ranges(&b.lhs, out, ctx)?;
+            collect_selector_ranges(&b.rhs, out, ctx)?;
         }
         Node::Aggregate(a) => {
             if let Some(p) = &a.param {
-                collect_selector_ranges(p, out, ctx);
+                collect_selector_ranges(p, out, ctx)?;
             }
-            collect_selector_ranges(&a.expr, out, ctx);
+            collect_selector_ranges(&a.expr, out, ctx)?;
         }
         Node::Call { args, .. } => {
             for a in args {
-                collect_selector_ranges(a, out, ctx);
+                collect_selector_ranges(a, out, ctx)?;
             }
         }
         Node::Subquery(sq) => {
             let mut inner = *ctx;
+            let overflow = || {
+                EngineError::BadData(format!(
+                    "the time range of a subquery is out of bounds: its offsets and ranges add up past int64 milliseconds (Strata accepts {})",
+                    time_range_text()
+                ))
+            };
             match sq.at_ms {
                 Some(at) => {
                     inner.subquery_offset_ms = sq.offset_ms;
@@ -659,21 +753,39 @@ fn collect_selector_ranges(node: &Node, out: &mut Vec<(usize, SelectorUse)>, ctx
                     inner.subquery_at_ms = Some(at);
                 }
                 None => {
-                    inner.subquery_offset_ms += sq.offset_ms;
-                    inner.subquery_range_ms += sq.range_ms;
+                    inner.subquery_offset_ms = inner
+                        .subquery_offset_ms
+                        .checked_add(sq.offset_ms)
+                        .ok_or_else(overflow)?;
+                    inner.subquery_range_ms = inner
+                        .subquery_range_ms
+                        .checked_add(sq.range_ms)
+                        .ok_or_else(overflow)?;
                 }
             }
-            collect_selector_ranges(&sq.expr, out, &inner);
+            collect_selector_ranges(&sq.expr, out, &inner)?;
         }
     }
+    Ok(())
+}
+
+/// A selector as the query wrote it, near enough for an error message.
+fn selector_text(selector: &Selector) -> String {
+    let matchers: Vec<String> = selector.matchers.iter().map(|m| m.to_string()).collect();
+    format!("{{{}}}", matchers.join(","))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SHAPE: ShapeLimits = ShapeLimits {
+        max_bytes: 0,
+        max_depth: 1_000,
+    };
+
     fn plan(q: &str) -> Plan {
-        prepare(q, 600_000, 1_200_000, 300_000).unwrap()
+        prepare(q, &SHAPE, 600_000, 1_200_000, 300_000).unwrap()
     }
 
     #[test]
@@ -715,12 +827,14 @@ mod tests {
         assert!(matches!(plan("foo @ 100").root, Node::StepInvariant(_)));
         assert!(matches!(plan("1 + 2").root, Node::StepInvariant(_)));
         assert!(!matches!(plan("foo").root, Node::StepInvariant(_)));
-        let Node::Binary(b) = plan("foo @ 100 + bar").root else {
+        let p = plan("foo @ 100 + bar");
+        let Node::Binary(b) = &p.root else {
             panic!("binary expected");
         };
         assert!(matches!(b.lhs, Node::StepInvariant(_)));
         assert!(!matches!(b.rhs, Node::StepInvariant(_)));
-        let Node::Call { args, .. } = plan("hour(foo @ 100)").root else {
+        let p = plan("hour(foo @ 100)");
+        let Node::Call { args, .. } = &p.root else {
             panic!("call expected");
         };
         assert!(matches!(args[0], Node::StepInvariant(_)));
@@ -734,9 +848,9 @@ mod tests {
             "foo{",
             "1 > 2",
         ] {
-            let err = prepare(q, 0, 0, 300_000).unwrap_err();
+            let err = prepare(q, &SHAPE, 0, 0, 300_000).unwrap_err();
             assert_eq!(err.error_type(), "bad_data", "{q}: {err}");
         }
-        assert!(prepare("holt_winters(foo[5m], 0.5, 0.5)", 0, 0, 300_000).is_ok());
+        assert!(prepare("holt_winters(foo[5m], 0.5, 0.5)", &SHAPE, 0, 0, 300_000).is_ok());
     }
 }

@@ -1,6 +1,7 @@
 //! Script-driven engine tests (`testdata/*.test`, format in [`script`]) and API-level tests.
 
 mod api;
+mod hostile;
 mod memory_source;
 mod script;
 
