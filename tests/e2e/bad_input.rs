@@ -1,8 +1,12 @@
 //! Bad input gets its 4xx and a clear message, loses nothing else, and the process keeps
-//! serving; the good series of a mixed request are written.
+//! serving; the good series of a mixed request are written. Hostile queries (extreme
+//! parameters on every query and metadata endpoint, deep and long expressions) get a 4xx in
+//! Prometheus' JSON envelope within a bound, and the data stays queryable.
 
 use strata_shared::labels::Labels;
 use strata_shared::proto::prometheus::WriteRequest;
+
+use std::time::{Duration, Instant};
 
 use crate::fixtures::*;
 
@@ -227,5 +231,383 @@ fn torn_wal_tail_after_sigkill_is_truncated_not_a_crash_loop() {
         all.get(&labels).map(|s| s.len()),
         Some(20),
         "acknowledged samples lost"
+    );
+}
+
+/// One hostile request: the endpoint and its form-encoded parameters (sent as a POST body
+/// when the endpoint takes one, so 100k-character queries need no huge URL).
+struct Hostile {
+    what: &'static str,
+    path: String,
+    params: Vec<(&'static str, String)>,
+    status: u16,
+    error_type: &'static str,
+    needle: &'static str,
+}
+
+fn hostile(
+    what: &'static str,
+    path: &str,
+    params: &[(&'static str, &str)],
+    status: u16,
+    error_type: &'static str,
+    needle: &'static str,
+) -> Hostile {
+    Hostile {
+        what,
+        path: path.to_string(),
+        params: params.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        status,
+        error_type,
+        needle,
+    }
+}
+
+fn hostile_requests() -> Vec<Hostile> {
+    const Q: &str = "/prometheus/api/v1/query";
+    const R: &str = "/prometheus/api/v1/query_range";
+    const OUT: &str = "outside the times";
+    let mut list = vec![
+        hostile(
+            "time=1e300",
+            Q,
+            &[("query", "kept"), ("time", "1e300")],
+            400,
+            "bad_data",
+            OUT,
+        ),
+        hostile(
+            "time=-1e18",
+            Q,
+            &[("query", "kept"), ("time", "-1e18")],
+            400,
+            "bad_data",
+            OUT,
+        ),
+        hostile(
+            "time=max i64 ms",
+            Q,
+            &[("query", "kept"), ("time", "9223372036854775.807")],
+            400,
+            "bad_data",
+            OUT,
+        ),
+        hostile(
+            "time=NaN",
+            Q,
+            &[("query", "kept"), ("time", "NaN")],
+            400,
+            "bad_data",
+            "Invalid time value for 'time'",
+        ),
+        hostile(
+            "timeout=1e300",
+            Q,
+            &[("query", "kept"), ("timeout", "1e300")],
+            400,
+            "bad_data",
+            "It overflows int64",
+        ),
+        hostile(
+            "x @ -1e300",
+            Q,
+            &[("query", "kept @ -1e300")],
+            400,
+            "bad_data",
+            "timestamp out of bounds for @ modifier",
+        ),
+        hostile(
+            "x @ 1e300",
+            Q,
+            &[("query", "kept @ 1e300")],
+            400,
+            "bad_data",
+            "timestamp out of bounds for @ modifier",
+        ),
+        hostile(
+            "offset 1000000y",
+            Q,
+            &[("query", "kept offset 1000000y")],
+            400,
+            "bad_data",
+            "duration out of range",
+        ),
+        hostile(
+            "range [1000000y]",
+            Q,
+            &[("query", "rate(kept[1000000y])")],
+            400,
+            "bad_data",
+            "duration out of range",
+        ),
+        hostile(
+            "nested subquery [1y:1s]",
+            Q,
+            &[("query", "max_over_time(max_over_time(kept[1y:1s])[1y:1s])")],
+            422,
+            "execution",
+            "-querier.max-samples",
+        ),
+        hostile(
+            "range ±9.2e15 step 1e15",
+            R,
+            &[
+                ("query", "kept"),
+                ("start", "-9.2e15"),
+                ("end", "9.2e15"),
+                ("step", "1e15"),
+            ],
+            400,
+            "bad_data",
+            OUT,
+        ),
+        hostile(
+            "range start=end=9223372036854776",
+            R,
+            &[
+                ("query", "kept"),
+                ("start", "9223372036854776"),
+                ("end", "9223372036854776"),
+                ("step", "1"),
+            ],
+            400,
+            "bad_data",
+            OUT,
+        ),
+        hostile(
+            "range step=1e300",
+            R,
+            &[
+                ("query", "kept"),
+                ("start", "0"),
+                ("end", "1"),
+                ("step", "1e300"),
+            ],
+            400,
+            "bad_data",
+            "It overflows int64",
+        ),
+        hostile(
+            "range step=0",
+            R,
+            &[
+                ("query", "kept"),
+                ("start", "0"),
+                ("end", "1"),
+                ("step", "0"),
+            ],
+            400,
+            "bad_data",
+            "zero or negative query resolution step widths are not accepted",
+        ),
+        hostile(
+            "range end before start",
+            R,
+            &[
+                ("query", "kept"),
+                ("start", "10"),
+                ("end", "1"),
+                ("step", "1"),
+            ],
+            400,
+            "bad_data",
+            "end timestamp must not be before start time",
+        ),
+        hostile(
+            "range 11,001 points",
+            R,
+            &[
+                ("query", "kept"),
+                ("start", "0"),
+                ("end", "11001"),
+                ("step", "1"),
+            ],
+            400,
+            "bad_data",
+            "exceeded maximum resolution of 11,000 points per timeseries",
+        ),
+        hostile(
+            "exemplars start=1e300",
+            "/prometheus/api/v1/query_exemplars",
+            &[("query", "kept"), ("start", "1e300")],
+            400,
+            "bad_data",
+            OUT,
+        ),
+        hostile(
+            "metadata limit=1e300",
+            "/prometheus/api/v1/metadata",
+            &[("limit", "1e300")],
+            400,
+            "bad_data",
+            "limit must be a number",
+        ),
+    ];
+    for endpoint in ["series", "labels", "label/job/values"] {
+        let path = format!("/prometheus/api/v1/{endpoint}");
+        for (what, start, end) in [
+            ("start=1e300 end=-1e300", "1e300", "-1e300"),
+            (
+                "start=end=9223372036854776",
+                "9223372036854776",
+                "9223372036854776",
+            ),
+        ] {
+            list.push(Hostile {
+                what,
+                path: path.clone(),
+                params: vec![
+                    ("match[]", "kept".to_string()),
+                    ("start", start.to_string()),
+                    ("end", end.to_string()),
+                ],
+                status: 400,
+                error_type: "bad_data",
+                needle: OUT,
+            });
+        }
+    }
+    let depth = "-querier.max-query-expression-depth";
+    for n in [10_000usize, 100_000] {
+        let deep = [
+            (
+                "nested parentheses",
+                format!("{}kept{}", "(".repeat(n), ")".repeat(n)),
+            ),
+            (
+                "nested abs(",
+                format!("{}kept{}", "abs(".repeat(n), ")".repeat(n)),
+            ),
+            ("binary chain", vec!["kept"; n].join(" + ")),
+            ("pi() chain", vec!["pi()"; n].join(" * ")),
+        ];
+        for (what, query) in deep {
+            for path in [Q, "/prometheus/api/v1/format_query"] {
+                list.push(Hostile {
+                    what,
+                    path: path.to_string(),
+                    params: vec![("query", query.clone())],
+                    status: 400,
+                    error_type: "bad_data",
+                    needle: depth,
+                });
+            }
+            list.push(Hostile {
+                what,
+                path: "/prometheus/api/v1/series".to_string(),
+                params: vec![("match[]", query.clone())],
+                status: 400,
+                error_type: "bad_data",
+                needle: "",
+            });
+        }
+    }
+    list
+}
+
+/// Sends `h` (a GET for `label/<name>/values` and `metadata`, a form POST elsewhere);
+/// returns the status, the body and how long the answer took.
+fn send(strata: &Strata, h: &Hostile) -> (u16, String, Duration) {
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(h.params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let client = http();
+    let started = Instant::now();
+    let request = if h.path.contains("/label/") || h.path.ends_with("/metadata") {
+        client.get(format!("{}?{form}", strata.url(&h.path)))
+    } else {
+        client
+            .post(strata.url(&h.path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form)
+    };
+    match request.send() {
+        Ok(r) => (
+            r.status().as_u16(),
+            r.text().unwrap_or_default(),
+            started.elapsed(),
+        ),
+        Err(e) => (0, format!("no answer: {e}"), started.elapsed()),
+    }
+}
+
+fn query_kept(strata: &Strata) -> usize {
+    let v = api_query(&strata.url(""), None, "kept", now_ms());
+    v["data"]["result"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn hostile_queries_get_4xx_envelopes_and_the_process_lives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let strata = Strata::start(
+        "strata-hostile-queries",
+        dir.path(),
+        &["-auth.multitenancy-enabled=false"],
+    );
+    let now = now_ms();
+    let samples: Vec<(i64, f64)> = (0..30)
+        .map(|i| (now - 30_000 + i * 1000, i as f64))
+        .collect();
+    push_one_series(&strata, "kept", &samples);
+    wait_until("the pushed series to be queryable", || {
+        query_kept(&strata) == 1
+    });
+
+    // Every answer is bounded: a depth check is one pass over the text, the rest fail on
+    // their parameters before any data is read.
+    let bound = Duration::from_secs(15);
+    let mut failures = Vec::new();
+    for h in hostile_requests() {
+        let (status, body, took) = send(&strata, &h);
+        let head: String = body.chars().take(300).collect();
+        let envelope: Option<serde_json::Value> = serde_json::from_str(&body).ok();
+        let ok_envelope = envelope.as_ref().is_some_and(|v| {
+            v["status"] == "error" && v["errorType"] == h.error_type && v["error"].is_string()
+        });
+        if status != h.status || !ok_envelope || !body.contains(h.needle) || took > bound {
+            failures.push(format!(
+                "{} {} ({} chars): status {status} (want {}), took {took:?}: {head}",
+                h.path,
+                h.what,
+                h.params.iter().map(|(_, v)| v.len()).sum::<usize>(),
+                h.status
+            ));
+        }
+        let ready = http()
+            .get(strata.url("/ready"))
+            .send()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        assert!(
+            ready,
+            "strata stopped answering after {} {}:\n{}",
+            h.path,
+            h.what,
+            strata.proc.log_text()
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} hostile requests were answered wrongly:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    // 1,000 levels is within the default limit: answered like Prometheus.
+    let v = api_query(
+        &strata.url(""),
+        None,
+        &format!("{}kept{}", "(".repeat(1_000), ")".repeat(1_000)),
+        now,
+    );
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
+
+    // Earlier data is still there, and no handler panicked on the way.
+    assert_eq!(query_kept(&strata), 1);
+    let m = strata.metrics();
+    assert_eq!(
+        metric_value(&m, "strata_http_request_panics_total"),
+        0.0,
+        "{m}"
     );
 }
