@@ -53,6 +53,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(target = %config.target, storage = %config.blocks_storage.describe(), version = env!("CARGO_PKG_VERSION"), "starting strata");
     let registry = Registry::new();
     let discarded = DiscardedSamples::new(&registry)?;
+    strata_shared::supervise::register(&registry);
     let store = config.blocks_storage.build()?;
     // Per-tenant limits: the defaults from flags/YAML, the runtime config's overrides on top;
     // every role reads them through this one handle.

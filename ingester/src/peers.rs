@@ -121,7 +121,7 @@ impl HealthyPeers {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                this.poll_once().await;
+                strata_shared::supervise::unit("peer-probe", this.poll_once()).await;
             }
         });
     }

@@ -18,5 +18,6 @@ pub mod query_grpc;
 pub mod ring;
 pub mod runtime_config;
 pub mod storage;
+pub mod supervise;
 pub mod telemetry;
 pub mod tenant;

@@ -2,11 +2,11 @@
 //!
 //! Members come from a static list for now; every member owns tokens derived from its id, so
 //! every distributor computes the same ring without talking to the others. Health is tracked
-//! locally: a member that failed is skipped (counted as a failed replica, not replaced, as in
-//! Mimir) until its back-off expires, then tried again.
+//! locally, for the status page only: a failed member is still called (a failed call counts
+//! as a failed replica, not replaced, as in Mimir), so a restarted member is used again by the
+//! first write after it is back.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -35,7 +35,6 @@ pub enum MemberState {
 struct Health {
     state: MemberState,
     consecutive_failures: u32,
-    retry_at: Option<Instant>,
     last_error: Option<String>,
 }
 
@@ -100,7 +99,6 @@ impl Ring {
                 Mutex::new(Health {
                     state: MemberState::Active,
                     consecutive_failures: 0,
-                    retry_at: None,
                     last_error: None,
                 })
             })
@@ -174,19 +172,6 @@ impl Ring {
         out
     }
 
-    /// Whether a request should be sent to the member now: healthy, or due for a retry.
-    pub fn should_try(&self, member: usize) -> bool {
-        let Some(health) = self.health.get(member) else {
-            return false;
-        };
-        let health = health.lock().unwrap_or_else(|e| e.into_inner());
-        match (&health.state, health.retry_at) {
-            (MemberState::Active, _) => true,
-            (MemberState::Unhealthy, Some(at)) => Instant::now() >= at,
-            (MemberState::Unhealthy, None) => true,
-        }
-    }
-
     pub fn report_success(&self, member: usize) {
         if let Some(health) = self.health.get(member) {
             let mut health = health.lock().unwrap_or_else(|e| e.into_inner());
@@ -195,21 +180,21 @@ impl Ring {
             }
             health.state = MemberState::Active;
             health.consecutive_failures = 0;
-            health.retry_at = None;
         }
     }
 
-    /// Marks a member unhealthy; it is retried after an exponential back-off (100 ms .. 5 s).
+    /// Marks a member unhealthy, for the status page and the member-state metric. Writes keep
+    /// going to it: a member that is back must be used at once (a skipped member, with one
+    /// other down, is a lost quorum), and a call to a dead one fails fast or times out in a
+    /// task of its own while the others make the quorum.
     pub fn report_failure(&self, member: usize, error: &str) {
         if let Some(health) = self.health.get(member) {
             let mut health = health.lock().unwrap_or_else(|e| e.into_inner());
             health.consecutive_failures = health.consecutive_failures.saturating_add(1);
-            let backoff_ms = (100u64 << health.consecutive_failures.min(6)).min(5_000);
             if health.state == MemberState::Active {
                 tracing::warn!(member = %self.members[member].id, error, "ring member failed; marking it unhealthy");
             }
             health.state = MemberState::Unhealthy;
-            health.retry_at = Some(Instant::now() + Duration::from_millis(backoff_ms));
             health.last_error = Some(error.to_string());
         }
     }
@@ -302,14 +287,14 @@ mod tests {
     }
 
     #[test]
-    fn failed_member_is_skipped_then_retried() {
+    fn a_failed_member_is_unhealthy_until_its_next_success() {
         let r = ring(3, 3);
         r.report_failure(1, "connection refused");
         assert_eq!(r.state(1), MemberState::Unhealthy);
-        assert!(!r.should_try(1));
+        assert_eq!(r.status()[1].consecutive_failures, 1);
         r.report_success(1);
-        assert!(r.should_try(1));
         assert_eq!(r.state(1), MemberState::Active);
+        assert_eq!(r.status()[1].consecutive_failures, 0);
     }
 
     #[test]

@@ -192,7 +192,9 @@ impl RuntimeConfigLoader {
             ticker.tick().await;
             loop {
                 ticker.tick().await;
-                if let Err(e) = background.reload() {
+                let reload =
+                    crate::supervise::unit("runtime-config-reload", async { background.reload() });
+                if let Some(Err(e)) = reload.await {
                     tracing::error!(file = %background.path.display(), error = %e, "runtime config rejected; the last good configuration stays in force");
                 }
             }

@@ -169,7 +169,7 @@ impl StoreGateway {
                 let Some(gateway) = gateway.upgrade() else {
                     return;
                 };
-                gateway.sync_now().await;
+                strata_shared::supervise::unit("store-gateway-sync", gateway.sync_now()).await;
             }
         });
     }

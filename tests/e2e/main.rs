@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod block_cutting;
+mod chaos;
 mod cluster;
 mod fixtures;
 mod ha_tracker;

@@ -3,6 +3,7 @@
 
 pub mod ha_tracker;
 pub mod http;
+pub mod quorum;
 pub mod rate_limit;
 pub mod validation;
 
@@ -24,6 +25,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::ingester::Ingester;
 use crate::peers::HealthyDistributors;
 use crate::DistributorConfig;
+use quorum::{QuorumTracker, ReplicaAnswer, SeriesOutcome};
 use rate_limit::{Decision, RateLimiter};
 use validation::{validate_series, ValidationError};
 
@@ -444,13 +446,6 @@ impl Distributor {
                     if matches!(handle, IngesterHandle::Local(_)) {
                         return (m, handle.push(request).await);
                     }
-                    if !ring.should_try(m) {
-                        return (
-                            m,
-                            Err("skipped: member is unhealthy and not yet due for a retry"
-                                .to_string()),
-                        );
-                    }
                     let result = tokio::time::timeout(timeout.0, handle.push(request))
                         .await
                         .unwrap_or_else(|_| {
@@ -467,15 +462,15 @@ impl Distributor {
             })
             .collect();
 
+        // Each series is decided by its own replicas, as Mimir's batch tracker does: it is
+        // written once `quorum` of them took it, and refused (400) once more of them refused
+        // it than may fail; one replica's refusal (say, it holds a later sample from a
+        // request its sender never saw acknowledged) does not fail a write the others took.
         let quorum = self.ring.quorum();
-        let mut acked = vec![false; members];
+        let mut tracker = QuorumTracker::new(quorum, replicas_of.iter().map(Vec::len).collect());
         let mut failures = Vec::new();
-        let mut ingester_errors: HashMap<String, (String, usize)> = HashMap::new();
-        let all_have_quorum = |acked: &[bool]| {
-            replicas_of
-                .iter()
-                .all(|r| r.iter().filter(|m| acked[**m]).count() >= quorum)
-        };
+        // Per reason: the first message, the most samples one replica refused, the series.
+        let mut ingester_errors: HashMap<String, (String, usize, Vec<usize>)> = HashMap::new();
         while let Some(joined) = calls.next().await {
             let (m, result) = match joined {
                 Ok(r) => r,
@@ -484,38 +479,70 @@ impl Distributor {
                     continue;
                 }
             };
-            match result {
-                Ok(response) => {
-                    acked[m] = true;
-                    for e in response.errors {
-                        let entry = ingester_errors.entry(e.reason).or_insert((e.message, 0));
-                        entry.1 = entry.1.max(e.count as usize);
-                    }
-                    if all_have_quorum(&acked) {
-                        break;
-                    }
-                }
+            let response = match result {
+                Ok(response) => response,
                 Err(e) => {
                     failures.push(format!(
                         "{} ({}): {e}",
                         self.ring.members()[m].id,
                         self.ring.members()[m].addr
                     ));
+                    continue;
+                }
+            };
+            // The request to member m held the series per_member[m], in that order.
+            let sent = &per_member[m];
+            let mut refused_here = vec![false; sent.len()];
+            for e in response.errors {
+                let entry = ingester_errors
+                    .entry(e.reason)
+                    .or_insert((e.message, 0, Vec::new()));
+                entry.1 = entry.1.max(e.count as usize);
+                // An ingester that does not say which series refused all of them.
+                let positions: Vec<usize> = if e.series.is_empty() {
+                    (0..sent.len()).collect()
+                } else {
+                    e.series.iter().map(|p| *p as usize).collect()
+                };
+                for position in positions {
+                    if let (Some(flag), Some(&i)) =
+                        (refused_here.get_mut(position), sent.get(position))
+                    {
+                        *flag = true;
+                        entry.2.push(i);
+                    }
                 }
             }
+            for (&i, refused) in sent.iter().zip(refused_here) {
+                let answer = if refused {
+                    ReplicaAnswer::Refused
+                } else {
+                    ReplicaAnswer::Took
+                };
+                tracker.record(i, answer);
+            }
+            if tracker.all_decided() {
+                break;
+            }
         }
-        let short: usize = replicas_of
-            .iter()
-            .filter(|r| r.iter().filter(|m| acked[**m]).count() < quorum)
-            .count();
+        let short = tracker.undecided();
         if short > 0 {
             return Err(PushError::Replication(format!(
                 "failed pushing to ingesters for tenant {tenant}: {short} of {} series reached fewer than {quorum} of {} replicas (err-strata-ingester-quorum; replication factor {}, -ingester.ring.replication-factor); retry later; errors: {}",
                 replicas_of.len(), self.ring.replication_factor(), self.ring.replication_factor(), failures.join("; "))));
         }
-        rejected.extend(ingester_errors.into_values());
-        rejected.sort();
-        outcome.accepted_series = replicas_of.len();
+        // Only refusals that decided a series reach the sender; a minority replica's are logged.
+        for (reason, (message, count, series)) in ingester_errors {
+            if series
+                .iter()
+                .any(|&i| tracker.outcome(i) == SeriesOutcome::Refused)
+            {
+                rejected.push((message, count));
+            } else {
+                tracing::debug!(reason, count, "a minority of replicas refused samples");
+            }
+        }
+        outcome.accepted_series = tracker.written();
         outcome.rejected = rejected
             .into_iter()
             .map(|(msg, n)| {

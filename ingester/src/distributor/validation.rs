@@ -72,6 +72,12 @@ fn reject(reason: &'static str, samples: usize, message: String) -> ValidationEr
     }
 }
 
+/// The largest distance from the epoch a sample timestamp may have, in ms (2^53: about
+/// 285,000 years either way). Every such time is exact in the query API's float seconds, and
+/// block ranges, query steps and lookbacks around it cannot overflow an i64, whatever the
+/// grace-period flags say.
+pub const MAX_TIMESTAMP_MS: i64 = 1 << 53;
+
 /// Validates one series. `now_ms` is the distributor's clock, for the grace periods.
 /// Returns the valid series (possibly with some samples removed) and the errors met.
 pub fn validate_series(
@@ -169,10 +175,14 @@ pub fn validate_series(
     };
     let mut samples = series.samples;
     let before = samples.len();
+    let mut first_unrepresentable = None;
     let mut first_future = None;
     let mut first_past = None;
     samples.retain(|s| {
-        if s.timestamp > max_ts {
+        if !(-MAX_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&s.timestamp) {
+            first_unrepresentable.get_or_insert(s.timestamp);
+            false
+        } else if s.timestamp > max_ts {
             first_future.get_or_insert(s.timestamp);
             false
         } else if s.timestamp < min_ts {
@@ -183,7 +193,11 @@ pub fn validate_series(
         }
     });
     let dropped = before - samples.len();
-    if let Some(ts) = first_future {
+    if let Some(ts) = first_unrepresentable {
+        errors.push(reject("sample_timestamp_out_of_range", dropped, format!(
+            "received a sample whose timestamp {ts} ms is outside the range Strata stores, ±{MAX_TIMESTAMP_MS} ms around 1970 (err-strata-sample-timestamp-out-of-range); no flag changes this; series: {}",
+            describe(raw))));
+    } else if let Some(ts) = first_future {
         errors.push(reject("too_far_in_future", dropped, format!(
             "received a sample whose timestamp is too far in the future, timestamp: {ts} ({}) (err-strata-too-far-in-future); the limit is now + {}; to adjust it, configure -validation.create-grace-period; series: {}",
             format_ms(ts), limits.creation_grace_period, describe(raw))));
@@ -334,6 +348,31 @@ mod tests {
                     assert!(errors[0].message.contains("err-strata-"));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn timestamps_blocks_cannot_hold_are_refused_whatever_the_grace_periods() {
+        let mut open = limits();
+        // Grace periods as wide as they go: the range rule still holds.
+        open.creation_grace_period = "3000000000h".parse().unwrap();
+        for t in [
+            i64::MIN,
+            i64::MIN + 1,
+            -MAX_TIMESTAMP_MS - 1,
+            MAX_TIMESTAMP_MS + 1,
+            i64::MAX,
+        ] {
+            let (valid, errors) = validate_series(series(&[("__name__", "up")], &[t]), &open, 0);
+            assert!(valid.is_none(), "{t} accepted");
+            assert_eq!(errors[0].reason, "sample_timestamp_out_of_range", "{t}");
+            assert!(errors[0]
+                .message
+                .contains("err-strata-sample-timestamp-out-of-range"));
+        }
+        for t in [-MAX_TIMESTAMP_MS, 0, MAX_TIMESTAMP_MS] {
+            let (valid, errors) = validate_series(series(&[("__name__", "up")], &[t]), &open, 0);
+            assert!(valid.is_some() && errors.is_empty(), "{t}: {errors:?}");
         }
     }
 

@@ -4,7 +4,10 @@
 //! Appends follow Prometheus' rules per series: a sample older than the series' newest is
 //! "out of order", the same timestamp with other value bits is "duplicate sample for
 //! timestamp", the same timestamp and bits is accepted silently (a retried push), and a
-//! sample below the head's lower bound is "out of bounds".
+//! sample below the head's lower bound is "out of bounds". One rule goes further than
+//! Prometheus: an older sample that the head holds with the same bits is accepted silently
+//! too, so a retry of a request this replica applied before its sender saw the answer (a
+//! distributor killed mid-request) succeeds instead of failing as out of order.
 
 use std::collections::HashMap;
 
@@ -109,10 +112,12 @@ pub struct HeadSeries {
 /// Outcome of appending one series' samples.
 #[derive(Debug, Default)]
 pub struct SeriesAppend {
-    /// Samples actually added (what goes to the WAL).
-    pub accepted: Vec<ingester_pb::Sample>,
-    /// Samples equal to the newest one, accepted without being stored again.
-    pub duplicates_ignored: usize,
+    /// Every sample of the request the head now holds, in request order: the new ones and
+    /// the ones it already had with the same value bits (a retry). All of them go to the WAL,
+    /// so an acknowledged retry is durable whatever became of its first attempt.
+    pub stored: Vec<ingester_pb::Sample>,
+    /// How many of `stored` are new.
+    pub added: usize,
     /// First refusal, its sample timestamp, and how many samples were refused.
     pub rejected: Option<(AppendError, i64, usize)>,
 }
@@ -241,26 +246,41 @@ impl TenantHead {
     }
 
     /// Appends samples (in the order given) to the series with these labels, without series
-    /// limits (WAL replay, tests).
+    /// limits, against the head's lower bound now (tests).
     pub fn append(
         &mut self,
         labels: &[pb::LabelBytes],
         samples: &[ingester_pb::Sample],
     ) -> SeriesAppend {
-        self.append_limited(labels, samples, &SeriesLimits::UNLIMITED)
+        let lower = self.lower_bound();
+        self.append_limited(labels, samples, &SeriesLimits::UNLIMITED, lower)
     }
 
-    /// Appends samples (in the order given) to the series with these labels. A series the
-    /// head does not have yet is refused whole when it would break `limits`; series already in
-    /// the head are never refused by them.
+    /// Appends a WAL record's samples: they were accepted once, so no bound and no limit
+    /// applies (a checkpoint replays series by series, and the first series' newest sample
+    /// must not push the others' older samples out of bounds); only the per-series order and
+    /// duplicate rules, which make replaying a record twice harmless.
+    pub fn append_replayed(
+        &mut self,
+        labels: &[pb::LabelBytes],
+        samples: &[ingester_pb::Sample],
+    ) -> SeriesAppend {
+        self.append_limited(labels, samples, &SeriesLimits::UNLIMITED, i64::MIN)
+    }
+
+    /// Appends samples (in the order given) to the series with these labels. `lower` is the
+    /// head's [`Self::lower_bound`] when the request arrived: every series of one request is
+    /// judged against the same bound, as Prometheus appends a request as one transaction. A
+    /// series the head does not have yet is refused whole when it would break `limits`;
+    /// series already in the head are never refused by them.
     pub fn append_limited(
         &mut self,
         labels: &[pb::LabelBytes],
         samples: &[ingester_pb::Sample],
         limits: &SeriesLimits,
+        lower: i64,
     ) -> SeriesAppend {
         let mut out = SeriesAppend::default();
-        let lower = self.lower_bound();
         // Samples all below the bound create no series.
         if samples.iter().all(|s| s.timestamp < lower) {
             if let Some(first) = samples.first() {
@@ -285,16 +305,30 @@ impl TenantHead {
         let Some(series) = self.series[id].as_mut() else {
             return out;
         };
+        // The series' samples in memory, decoded only when a sample older than the newest
+        // arrives: then it may be a retry of a request this head already applied.
+        let mut held: Option<Vec<(i64, u64)>> = None;
         for sample in samples {
             let bits = sample.value_bits;
             let error = if sample.timestamp < lower {
                 Some(AppendError::OutOfBounds)
             } else if series.last_timestamp != i64::MIN && sample.timestamp < series.last_timestamp
             {
-                Some(AppendError::OutOfOrder)
+                let held = held.get_or_insert_with(|| {
+                    series.chunk.iter().map(|(t, v)| (t, v.to_bits())).collect()
+                });
+                // The chunk is in time order.
+                match held.binary_search_by_key(&sample.timestamp, |(t, _)| *t) {
+                    Ok(at) if held[at].1 == bits => {
+                        out.stored.push(*sample);
+                        continue;
+                    }
+                    Ok(_) => Some(AppendError::Duplicate),
+                    Err(_) => Some(AppendError::OutOfOrder),
+                }
             } else if sample.timestamp == series.last_timestamp {
                 if bits == series.last_value_bits {
-                    out.duplicates_ignored += 1;
+                    out.stored.push(*sample);
                     continue;
                 }
                 Some(AppendError::Duplicate)
@@ -315,11 +349,12 @@ impl TenantHead {
                     series.last_value_bits = bits;
                     max_time = max_time.max(sample.timestamp);
                     self.min_time_hint = self.min_time_hint.min(sample.timestamp);
-                    out.accepted.push(*sample);
+                    out.stored.push(*sample);
+                    out.added += 1;
                 }
             }
         }
-        self.samples += out.accepted.len();
+        self.samples += out.added;
         self.max_time = max_time;
         out
     }
@@ -409,7 +444,7 @@ impl TenantHead {
         if self.min_time_hint == i64::MAX || range <= 0 {
             return false;
         }
-        let oldest_end = (self.min_time_hint.div_euclid(range) + 1) * range;
+        let oldest_end = super::range_end_after(self.min_time_hint, range);
         self.max_time.saturating_sub(grace) >= oldest_end
     }
 
@@ -609,11 +644,11 @@ mod tests {
         let mut head = TenantHead::new();
         let l = to_proto_labels(&Labels::from_pairs([("__name__", "up")]));
         let r = head.append(&l, &[s(1000, 1.0), s(2000, 2.0)]);
-        assert_eq!(r.accepted.len(), 2);
+        assert_eq!(r.added, 2);
         // Same timestamp, same value: silently accepted, not stored twice.
         let r = head.append(&l, &[s(2000, 2.0)]);
         assert!(r.rejected.is_none());
-        assert_eq!(r.duplicates_ignored, 1);
+        assert_eq!((r.added, r.stored.len()), (0, 1));
         assert_eq!(head.sample_count(), 2);
         // Same timestamp, other value.
         let r = head.append(&l, &[s(2000, 3.0)]);
@@ -623,14 +658,71 @@ mod tests {
         assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::OutOfOrder));
         // NaN staleness marker bits compare as bits.
         let stale = f64::from_bits(0x7ff0_0000_0000_0002);
-        assert_eq!(head.append(&l, &[s(3000, stale)]).accepted.len(), 1);
-        assert_eq!(head.append(&l, &[s(3000, stale)]).duplicates_ignored, 1);
+        assert_eq!(head.append(&l, &[s(3000, stale)]).added, 1);
+        assert_eq!(head.append(&l, &[s(3000, stale)]).stored.len(), 1);
         // Out of bounds: more than the appendable window behind the newest sample.
         head.append(&l, &[s(10_000_000, 1.0)]);
         let other = to_proto_labels(&Labels::from_pairs([("__name__", "other")]));
         let r = head.append(&other, &[s(1000, 1.0)]);
         assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::OutOfBounds));
         assert_eq!(head.active_series(), 1);
+    }
+
+    #[test]
+    fn a_retry_of_an_applied_request_is_accepted_and_logged_again() {
+        let mut head = TenantHead::new();
+        let l = to_proto_labels(&Labels::from_pairs([("__name__", "up")]));
+        let first = [s(1000, 1.0), s(2000, 2.0), s(3000, 3.0)];
+        assert_eq!(head.append(&l, &first).added, 3);
+        // The same request again (its sender never saw the answer), then more after it.
+        let retry = [s(1000, 1.0), s(2000, 2.0), s(3000, 3.0), s(4000, 4.0)];
+        let r = head.append(&l, &retry);
+        assert!(r.rejected.is_none(), "{:?}", r.rejected);
+        assert_eq!(r.added, 1);
+        // Every sample of the retry goes to the WAL, not only the new one.
+        assert_eq!(r.stored, retry.to_vec());
+        assert_eq!(head.sample_count(), 4);
+        // An older timestamp with other bits is still a conflict, a missing one out of order.
+        let r = head.append(&l, &[s(2000, 2.5)]);
+        assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::Duplicate));
+        let r = head.append(&l, &[s(2500, 2.5)]);
+        assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::OutOfOrder));
+    }
+
+    #[test]
+    fn one_request_is_judged_against_the_bound_it_arrived_at() {
+        let mut head = TenantHead::new();
+        let a = to_proto_labels(&Labels::from_pairs([("__name__", "a")]));
+        let b = to_proto_labels(&Labels::from_pairs([("__name__", "b")]));
+        head.append(&a, &[s(0, 1.0)]);
+        let lower = head.lower_bound();
+        // Series a moves the head 3h ahead; b's older samples in the same request still count.
+        let hour = 3_600_000;
+        let r = head.append_limited(&a, &[s(3 * hour, 1.0)], &SeriesLimits::UNLIMITED, lower);
+        assert_eq!(r.added, 1);
+        let r = head.append_limited(&b, &[s(hour, 1.0)], &SeriesLimits::UNLIMITED, lower);
+        assert!(r.rejected.is_none(), "{:?}", r.rejected);
+        // The next request sees the moved bound.
+        let r = head.append(&b, &[s(hour + 1, 1.0)]);
+        assert_eq!(r.rejected.map(|r| r.0), Some(AppendError::OutOfBounds));
+    }
+
+    #[test]
+    fn a_replayed_checkpoint_keeps_samples_older_than_the_appendable_window() {
+        // A checkpoint lists series one after the other: the first one's newest sample must
+        // not push the second one's older samples out of bounds.
+        let hour = 3_600_000;
+        let mut head = TenantHead::new();
+        let a = to_proto_labels(&Labels::from_pairs([("__name__", "a")]));
+        let b = to_proto_labels(&Labels::from_pairs([("__name__", "b")]));
+        assert_eq!(
+            head.append_replayed(&a, &[s(0, 1.0), s(3 * hour, 1.0)])
+                .added,
+            2
+        );
+        let r = head.append_replayed(&b, &[s(0, 1.0), s(hour, 2.0)]);
+        assert!(r.rejected.is_none(), "{:?}", r.rejected);
+        assert_eq!(head.sample_count(), 4);
     }
 
     #[test]
@@ -646,15 +738,15 @@ mod tests {
             to_proto_labels(&Labels::from_pairs([("__name__", name), ("i", i)]))
         };
         assert!(head
-            .append_limited(&l("a", "1"), &[s(1, 1.0)], &limits)
+            .append_limited(&l("a", "1"), &[s(1, 1.0)], &limits, i64::MIN)
             .rejected
             .is_none());
         assert!(head
-            .append_limited(&l("a", "2"), &[s(1, 1.0)], &limits)
+            .append_limited(&l("a", "2"), &[s(1, 1.0)], &limits, i64::MIN)
             .rejected
             .is_none());
         // A third series of metric a: over the per-metric limit, both samples refused.
-        let r = head.append_limited(&l("a", "3"), &[s(1, 1.0), s(2, 1.0)], &limits);
+        let r = head.append_limited(&l("a", "3"), &[s(1, 1.0), s(2, 1.0)], &limits, i64::MIN);
         let (error, _, count) = r.rejected.unwrap();
         assert_eq!(error.reason(), "per_metric_series_limit");
         assert_eq!(count, 2);
@@ -662,26 +754,26 @@ mod tests {
             .message(&Labels::from_pairs([("__name__", "a")]), 1, 0)
             .contains("per-metric series limit of 2 exceeded (err-strata-max-series-per-metric)"));
         assert!(head
-            .append_limited(&l("b", "1"), &[s(1, 1.0)], &limits)
+            .append_limited(&l("b", "1"), &[s(1, 1.0)], &limits, i64::MIN)
             .rejected
             .is_none());
         // Three series: the tenant is full.
-        let r = head.append_limited(&l("c", "1"), &[s(1, 1.0)], &limits);
+        let r = head.append_limited(&l("c", "1"), &[s(1, 1.0)], &limits, i64::MIN);
         assert_eq!(r.rejected.unwrap().0.reason(), "per_user_series_limit");
         assert_eq!(head.active_series(), 3);
         // Existing series keep flowing.
-        let r = head.append_limited(&l("a", "1"), &[s(2, 2.0)], &limits);
+        let r = head.append_limited(&l("a", "1"), &[s(2, 2.0)], &limits, i64::MIN);
         assert!(r.rejected.is_none());
-        assert_eq!(r.accepted.len(), 1);
+        assert_eq!(r.added, 1);
         // Once a series is cut away, there is room again.
         head.cut_before(2);
         assert_eq!(head.active_series(), 1);
         assert!(head
-            .append_limited(&l("c", "1"), &[s(3, 1.0)], &limits)
+            .append_limited(&l("c", "1"), &[s(3, 1.0)], &limits, i64::MIN)
             .rejected
             .is_none());
         assert!(head
-            .append_limited(&l("a", "9"), &[s(3, 1.0)], &limits)
+            .append_limited(&l("a", "9"), &[s(3, 1.0)], &limits, i64::MIN)
             .rejected
             .is_none());
     }

@@ -29,6 +29,7 @@ use strata_shared::overrides::{local_series_limit, Overrides};
 use crate::peers::HealthyPeers;
 use strata_shared::proto::ingester::{PushRequest, PushResponse, SampleError, Series};
 use strata_shared::storage::TsdbConfig;
+use strata_shared::supervise;
 use tokio::sync::{Mutex, RwLock};
 
 use self::head::{from_proto_labels, CutSeries, SeriesLimits, TenantHead};
@@ -130,6 +131,17 @@ pub struct Ingester {
     cut_wanted: tokio::sync::Notify,
     /// Decoded series tables of the local blocks queries read.
     series_tables: Arc<query::SeriesTableCache>,
+}
+
+/// The start of the block range holding `t`; saturates instead of overflowing at the ends
+/// of i64.
+pub fn range_start(t: i64, range: i64) -> i64 {
+    t.div_euclid(range).saturating_mul(range)
+}
+
+/// The end (exclusive) of the block range holding `t`; saturates at `i64::MAX`.
+pub fn range_end_after(t: i64, range: i64) -> i64 {
+    t.div_euclid(range).saturating_add(1).saturating_mul(range)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -240,9 +252,8 @@ impl Ingester {
         for series in &request.series {
             accepted += tenant
                 .head
-                .append(&series.labels, &series.samples)
-                .accepted
-                .len();
+                .append_replayed(&series.labels, &series.samples)
+                .added;
         }
         accepted
     }
@@ -265,31 +276,33 @@ impl Ingester {
                 tenant: tenant_id.clone(),
                 series: Vec::with_capacity(request.series.len()),
             };
-            for series in request.series {
-                let lower = tenant.head.lower_bound();
-                let result = tenant
-                    .head
-                    .append_limited(&series.labels, &series.samples, &limits);
+            // One bound for the whole request, as Prometheus appends it in one transaction.
+            let lower = tenant.head.lower_bound();
+            for (index, series) in request.series.into_iter().enumerate() {
+                let result =
+                    tenant
+                        .head
+                        .append_limited(&series.labels, &series.samples, &limits, lower);
                 if let Some((error, timestamp, count)) = result.rejected {
                     self.discarded.add(error.reason(), &tenant_id, count);
-                    errors
-                        .entry(error.reason())
-                        .and_modify(|e| e.count += count as u64)
-                        .or_insert_with(|| SampleError {
-                            reason: error.reason().to_string(),
-                            message: error.message(
-                                &from_proto_labels(&series.labels),
-                                timestamp,
-                                lower,
-                            ),
-                            count: count as u64,
-                        });
+                    let entry = errors.entry(error.reason()).or_insert_with(|| SampleError {
+                        reason: error.reason().to_string(),
+                        message: error.message(
+                            &from_proto_labels(&series.labels),
+                            timestamp,
+                            lower,
+                        ),
+                        count: 0,
+                        series: Vec::new(),
+                    });
+                    entry.count += count as u64;
+                    entry.series.push(u32::try_from(index).unwrap_or(u32::MAX));
                 }
-                accepted_samples += result.accepted.len() as u64;
-                if !result.accepted.is_empty() {
+                accepted_samples += result.added as u64;
+                if !result.stored.is_empty() {
                     record.series.push(Series {
                         labels: series.labels,
-                        samples: result.accepted,
+                        samples: result.stored,
                     });
                 }
             }
@@ -328,9 +341,6 @@ impl Ingester {
     /// rule), or everything in the head when `everything` is set (flush).
     pub async fn cut(&self, everything: bool) -> Result<usize, IngesterError> {
         let _guard = self.cut_lock.lock().await;
-        let range = self.range_ms();
-        let grace = self.config.block_cut_grace_period.as_millis_i64();
-        let idle = self.config.head_compaction_idle_timeout.0;
         let now = now_ms();
         let tenants: Vec<(String, Arc<Mutex<Tenant>>)> = self
             .tenants
@@ -341,70 +351,114 @@ impl Ingester {
             .collect();
         let mut blocks = 0;
         for (tenant_id, tenant) in tenants {
-            // One range at a time, oldest first: memory holds one block's samples, not the
-            // whole head. Within a range, series are cut in batches and the tenant's lock is
-            // released between them, so pushes are not held up by a long cut.
-            let flush_limit = if everything {
-                tenant.lock().await.head.max_time
-            } else {
-                i64::MAX
-            };
-            loop {
-                let range_end = {
-                    let mut tenant = tenant.lock().await;
-                    let idle_now = tenant.last_append.elapsed() >= idle;
-                    let head = &mut tenant.head;
-                    let Some(min_time) = head.min_time() else {
-                        break;
-                    };
-                    if min_time > flush_limit {
-                        break;
+            // A panic cutting one tenant (a bug hit by its data) fails that tenant's cut alone:
+            // its samples stay readable in `cutting` and in the WAL, and the others are cut.
+            let cut = supervise::unit(
+                "ingester-cut",
+                self.cut_tenant(&tenant_id, &tenant, everything, now),
+            )
+            .await;
+            match cut {
+                Some(Ok(n)) => blocks += n,
+                Some(Err(e)) => {
+                    if blocks > 0 {
+                        self.shipper.notify();
                     }
-                    let range_end = (min_time.div_euclid(range) + 1) * range;
-                    if !everything {
-                        // The clock that says a range is closed: the newest sample, or the
-                        // wall clock once the tenant has gone idle.
-                        let mut clock = head.max_time;
-                        if idle_now {
-                            clock = clock.max(now);
-                        }
-                        let closed_end = (clock - grace).div_euclid(range) * range;
-                        if range_end > closed_end {
-                            break;
-                        }
-                        // From now on samples of this range are out of bounds, so the batches
-                        // below see all of it.
-                        head.cut_boundary = head.cut_boundary.max(range_end);
-                    }
-                    range_end
-                };
-                let mut next = Some(0);
-                while let Some(from) = next {
-                    let mut tenant = tenant.lock().await;
-                    let (part, after) = tenant.head.cut_slots(range_end, from, CUT_BATCH_SERIES);
-                    if !part.is_empty() {
-                        tenant.cutting.push(Arc::new(part));
-                    }
-                    next = after;
-                    drop(tenant);
-                    tokio::task::yield_now().await;
+                    return Err(e);
                 }
-                let cut = {
-                    let mut tenant = tenant.lock().await;
-                    tenant.head.finish_cut();
-                    tenant.cutting.clone()
-                };
-                if !cut.is_empty() {
-                    // On failure the samples stay in `cutting` (readable) and in the WAL.
-                    blocks += self.write_blocks(&tenant_id, &cut, range)?;
-                }
-                tenant.lock().await.cutting.clear();
+                None => {}
             }
         }
         if blocks > 0 {
             self.shipper.notify();
         }
         self.update_head_metrics().await;
+        Ok(blocks)
+    }
+
+    /// Cuts one tenant's due ranges (see [`Self::cut`]); the number of blocks written.
+    async fn cut_tenant(
+        &self,
+        tenant_id: &str,
+        tenant: &Mutex<Tenant>,
+        everything: bool,
+        now: i64,
+    ) -> Result<usize, IngesterError> {
+        let range = self.range_ms();
+        let grace = self.config.block_cut_grace_period.as_millis_i64();
+        let idle = self.config.head_compaction_idle_timeout.0;
+        let mut blocks = 0;
+        // One range at a time, oldest first: memory holds one block's samples, not the
+        // whole head. Within a range, series are cut in batches and the tenant's lock is
+        // released between them, so pushes are not held up by a long cut.
+        let flush_limit = if everything {
+            tenant.lock().await.head.max_time
+        } else {
+            i64::MAX
+        };
+        loop {
+            let range_end = {
+                let mut tenant = tenant.lock().await;
+                let idle_now = tenant.last_append.elapsed() >= idle;
+                let head = &mut tenant.head;
+                let Some(min_time) = head.min_time() else {
+                    break;
+                };
+                if min_time > flush_limit {
+                    break;
+                }
+                let range_end = range_end_after(min_time, range);
+                if range_end <= min_time {
+                    // Only a timestamp at the very top of i64 (accepted before validation
+                    // refused them) gets here: no range can hold it, and cutting would never
+                    // progress. It stays in the head and the WAL.
+                    tracing::error!(
+                        tenant = tenant_id,
+                        min_time,
+                        "a sample's timestamp is past every block range; not cutting it"
+                    );
+                    break;
+                }
+                if !everything {
+                    // The clock that says a range is closed: the newest sample, or the
+                    // wall clock once the tenant has gone idle.
+                    let mut clock = head.max_time;
+                    if idle_now {
+                        clock = clock.max(now);
+                    }
+                    let closed_end = range_start(clock.saturating_sub(grace), range);
+                    if range_end > closed_end {
+                        break;
+                    }
+                    // From now on samples of this range are out of bounds, so the batches
+                    // below see all of it.
+                    head.cut_boundary = head.cut_boundary.max(range_end);
+                }
+                range_end
+            };
+            let mut next = Some(0);
+            while let Some(from) = next {
+                let mut tenant = tenant.lock().await;
+                let (part, after) = tenant.head.cut_slots(range_end, from, CUT_BATCH_SERIES);
+                if !part.is_empty() {
+                    tenant.cutting.push(Arc::new(part));
+                }
+                next = after;
+                drop(tenant);
+                tokio::task::yield_now().await;
+            }
+            let cut = {
+                let mut tenant = tenant.lock().await;
+                tenant.head.finish_cut();
+                tenant.cutting.clone()
+            };
+            if !cut.is_empty() {
+                // On failure the samples stay in `cutting` (readable) and in the WAL, and
+                // no checkpoint runs until a cut has written them.
+                blocks += self.write_blocks(tenant_id, &cut, range)?;
+            }
+            tenant.lock().await.cutting.clear();
+        }
         Ok(blocks)
     }
 
@@ -419,9 +473,11 @@ impl Ingester {
         for series in cut.iter().flat_map(|part| part.iter()) {
             let mut start = 0;
             while start < series.timestamps.len() {
-                let block_start = series.timestamps[start].div_euclid(range) * range;
-                let end = series.timestamps[start..].partition_point(|t| *t < block_start + range)
-                    + start;
+                let block_start = range_start(series.timestamps[start], range);
+                let block_end = range_end_after(series.timestamps[start], range);
+                let end = series.timestamps[start..].partition_point(|t| *t < block_end) + start;
+                // A timestamp no range can hold (see `cut_tenant`) still ends in a block.
+                let end = end.max(start + 1);
                 by_range
                     .entry(block_start)
                     .or_default()
@@ -447,7 +503,7 @@ impl Ingester {
                 .max()
                 .copied()
                 .unwrap_or(block_start)
-                + 1;
+                .saturating_add(1);
             let descriptor = BlockDescriptor {
                 ulid: ulid::Ulid::generate(),
                 tenant: tenant.to_string(),
@@ -492,7 +548,15 @@ impl Ingester {
             .collect();
         let mut records = Vec::new();
         for (tenant_id, tenant) in tenants {
-            let snapshot = tenant.lock().await.head.snapshot();
+            let snapshot = {
+                let tenant = tenant.lock().await;
+                if !tenant.cutting.is_empty() {
+                    // A failed cut left samples that only `cutting` and the WAL hold: the
+                    // WAL must keep them until a cut has written them to a block.
+                    return Ok(false);
+                }
+                tenant.head.snapshot()
+            };
             for chunk in snapshot.chunks(CHECKPOINT_SERIES_PER_RECORD) {
                 records.push(
                     PushRequest {
@@ -540,18 +604,25 @@ impl Ingester {
                     _ = ticker.tick() => {}
                     _ = ingester.cut_wanted.notified() => {}
                 }
-                match ingester.cut(false).await {
-                    Ok(n) if n > 0 => {
+                // Each step is one unit of work: a panic in it is logged and counted
+                // (strata_panics_total) and the loop goes on, instead of ending the loop and
+                // leaving every tenant uncut.
+                match supervise::unit("ingester-cut", ingester.cut(false)).await {
+                    Some(Ok(n)) if n > 0 => {
                         ingester.shipper.wait_idle(interval).await;
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "cutting blocks failed; will retry"),
+                    Some(Ok(_)) | None => {}
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "cutting blocks failed; will retry")
+                    }
                 }
                 if ingester.wal.disk_bytes() > 0
                     && ingester.shipper.pending() == 0
                     && ingester.needs_checkpoint()
                 {
-                    if let Err(e) = ingester.checkpoint_if_shipped().await {
+                    let checkpoint =
+                        supervise::unit("wal-checkpoint", ingester.checkpoint_if_shipped());
+                    if let Some(Err(e)) = checkpoint.await {
                         tracing::error!(error = %e, "WAL checkpoint failed; will retry");
                     }
                 }

@@ -8,9 +8,10 @@
 //! `<tsdb.dir>/shipped/<tenant>/<block-id>/`, where it keeps answering queries for
 //! `-blocks-storage.tsdb.retention-period` (until the store-gateways have surely seen it).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use object_store::path::Path as ObjectPath;
@@ -25,6 +26,7 @@ use super::now_ms;
 /// Written into a block's directory when it moves to `shipped/`: milliseconds since the epoch.
 pub const SHIPPED_AT_FILE: &str = "shipped-at";
 use super::IngesterError;
+use strata_shared::supervise;
 
 /// The upload queue of one ingester.
 #[derive(Debug)]
@@ -36,7 +38,10 @@ pub struct Shipper {
     store: Arc<dyn ObjectStore>,
     metrics: IngesterMetrics,
     max_backoff: Duration,
-    pending: AtomicUsize,
+    /// Ids of the blocks written to `shipping/` and not yet uploaded: a set, so a block that a
+    /// cut writes while a pass lists the directory is counted once, never lost from the count
+    /// (a pending count of 0 allows a WAL checkpoint).
+    pending: Mutex<HashSet<String>>,
     shipped_since_checkpoint: AtomicBool,
     wake: Notify,
     idle: Notify,
@@ -72,7 +77,7 @@ impl Shipper {
             store,
             metrics,
             max_backoff: max_backoff.max(Duration::from_secs(1)),
-            pending: AtomicUsize::new(0),
+            pending: Mutex::new(HashSet::new()),
             shipped_since_checkpoint: AtomicBool::new(false),
             wake: Notify::new(),
             idle: Notify::new(),
@@ -97,13 +102,18 @@ impl Shipper {
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
-        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.queued().insert(block.meta.ulid.clone());
         self.metrics.blocks_pending_ship.set(self.pending() as i64);
         Ok(())
     }
 
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
+        self.queued().len()
+    }
+
+    fn queued(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // Plain bookkeeping: a panic elsewhere cannot leave it half-updated.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn notify(&self) {
@@ -129,8 +139,10 @@ impl Shipper {
         }
     }
 
-    /// Local blocks: (tenant, block id, dir) of every complete block; removes incomplete ones.
-    fn scan(&self) -> Vec<(String, String, PathBuf)> {
+    /// Local blocks: (tenant, block id, dir) of every complete block. With `at_start` (before
+    /// any cut can run) a directory without `meta.json` is an interrupted write and is
+    /// removed; later it may be a block a cut is writing right now, and is left alone.
+    fn scan(&self, at_start: bool) -> Vec<(String, String, PathBuf)> {
         let mut out = Vec::new();
         let Ok(tenants) = std::fs::read_dir(&self.dir) else {
             return out;
@@ -147,7 +159,7 @@ impl Shipper {
                         block.file_name().to_string_lossy().into_owned(),
                         path,
                     ));
-                } else {
+                } else if at_start {
                     tracing::warn!(dir = %path.display(), "removing an incomplete local block (no meta.json); its samples are still in the WAL");
                     let _ = std::fs::remove_dir_all(&path);
                 }
@@ -218,10 +230,57 @@ impl Shipper {
         }
     }
 
+    /// One upload pass over `shipping/`, oldest block first; whether an upload failed.
+    async fn ship_pass(&self) -> bool {
+        let shipper = self;
+        let blocks = shipper.scan(false);
+        shipper
+            .queued()
+            .extend(blocks.iter().map(|(_, id, _)| id.clone()));
+        let mut failed = false;
+        for (tenant, block_id, dir) in blocks {
+            let span = tracing::info_span!("ship_block", tenant = %tenant, block = %block_id);
+            let uploaded = shipper
+                .upload(&tenant, &block_id, &dir)
+                .instrument(span.clone())
+                .await;
+            let _entered = span.enter();
+            match uploaded {
+                Ok(()) => {
+                    if let Err(e) = shipper.retire(&tenant, &block_id, &dir) {
+                        tracing::error!(error = %e, dir = %dir.display(), "block shipped but its local copy could not be moved or removed");
+                    }
+                    shipper.queued().remove(&block_id);
+                    shipper.metrics.blocks_shipped.inc();
+                    shipper
+                        .shipped_since_checkpoint
+                        .store(true, Ordering::SeqCst);
+                    tracing::info!("block shipped");
+                }
+                Err(e) => {
+                    shipper.metrics.ship_failures.inc();
+                    tracing::warn!(error = %e, "shipping block failed; the block stays on local disk and will be retried with back-off");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        shipper.remove_expired();
+        shipper
+            .metrics
+            .blocks_pending_ship
+            .set(shipper.pending() as i64);
+        if shipper.pending() == 0 {
+            shipper.idle.notify_waiters();
+        }
+        failed
+    }
+
     /// Starts the upload loop.
     pub fn start(self: &Arc<Self>) {
-        let initial = self.scan().len();
-        self.pending.store(initial, Ordering::SeqCst);
+        let found = self.scan(true);
+        let initial = found.len();
+        self.queued().extend(found.into_iter().map(|(_, id, _)| id));
         self.metrics.blocks_pending_ship.set(initial as i64);
         if initial > 0 {
             tracing::info!(
@@ -233,45 +292,13 @@ impl Shipper {
         tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             loop {
-                let blocks = shipper.scan();
-                shipper.pending.store(blocks.len(), Ordering::SeqCst);
-                let mut failed = false;
-                for (tenant, block_id, dir) in blocks {
-                    let span =
-                        tracing::info_span!("ship_block", tenant = %tenant, block = %block_id);
-                    let uploaded = shipper
-                        .upload(&tenant, &block_id, &dir)
-                        .instrument(span.clone())
-                        .await;
-                    let _entered = span.enter();
-                    match uploaded {
-                        Ok(()) => {
-                            if let Err(e) = shipper.retire(&tenant, &block_id, &dir) {
-                                tracing::error!(error = %e, dir = %dir.display(), "block shipped but its local copy could not be moved or removed");
-                            }
-                            shipper.pending.fetch_sub(1, Ordering::SeqCst);
-                            shipper.metrics.blocks_shipped.inc();
-                            shipper
-                                .shipped_since_checkpoint
-                                .store(true, Ordering::SeqCst);
-                            tracing::info!("block shipped");
-                            backoff = Duration::from_secs(1);
-                        }
-                        Err(e) => {
-                            shipper.metrics.ship_failures.inc();
-                            tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "shipping block failed; the block stays on local disk and will be retried");
-                            failed = true;
-                            break;
-                        }
-                    }
-                }
-                shipper.remove_expired();
-                shipper
-                    .metrics
-                    .blocks_pending_ship
-                    .set(shipper.pending() as i64);
-                if shipper.pending() == 0 {
-                    shipper.idle.notify_waiters();
+                // One pass is one unit of work: a panic in it is logged and counted, and the
+                // next pass retries (the blocks stay on local disk).
+                let failed = supervise::unit("ingester-ship", shipper.ship_pass())
+                    .await
+                    .unwrap_or(true);
+                if !failed {
+                    backoff = Duration::from_secs(1);
                 }
                 let wait = if failed {
                     let w = backoff;

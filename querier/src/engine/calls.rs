@@ -128,9 +128,7 @@ fn eval_range_call(
         for (k, ts) in ev.steps().enumerate() {
             // A window per step can be long (a subquery's millions of points): the
             // deadline is checked within the series too, not only between series.
-            if k % 1024 == 1023 {
-                ev.check_deadline()?;
-            }
+            ev.check_deadline_every(k)?;
             for (slot, values) in scalars.iter_mut().zip(&scalar_args) {
                 *slot = values.get(k).copied().unwrap_or(f64::NAN);
             }

@@ -147,6 +147,15 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
+    /// [`Self::check_deadline`] every 1024th `k`: inside loops over the steps of one
+    /// series, which a subquery can make millions long, at a cost that does not show.
+    pub(crate) fn check_deadline_every(&self, k: usize) -> EvalResult<()> {
+        if k % 1024 == 1023 {
+            self.check_deadline()?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn num_steps(&self) -> usize {
         usize::try_from(step_count(self.start, self.end, self.interval)).unwrap_or(usize::MAX)
     }
@@ -346,7 +355,8 @@ impl<'a> Evaluator<'a> {
         for s in &data[sel.id] {
             self.check_deadline()?;
             let mut points = Vec::new();
-            for ts in self.steps() {
+            for (k, ts) in self.steps().enumerate() {
+                self.check_deadline_every(k)?;
                 if let Some(p) = self.sample_at(&s.points, ts.saturating_sub(offset)) {
                     if self.current_samples >= self.max_samples {
                         return Err(EngineError::too_many_samples());
@@ -464,7 +474,8 @@ impl<'a> Evaluator<'a> {
             let Some(first) = s.points.first().copied() else {
                 continue;
             };
-            for ts in self.steps().skip(1) {
+            for (k, ts) in self.steps().skip(1).enumerate() {
+                self.check_deadline_every(k)?;
                 s.points.push(Point { t: ts, v: first.v });
                 self.add_samples(1)?;
             }

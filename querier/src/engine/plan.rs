@@ -358,13 +358,10 @@ fn system_time_ms(t: &SystemTime) -> Result<i64, EngineError> {
         Ok(d) => i64::try_from(d.as_millis()).ok(),
         Err(e) => i64::try_from(e.duration().as_millis()).ok().map(|m| -m),
     };
+    // The value is not repeated: the parser has already saturated a huge one.
     ms.filter(|ms| time_in_range(*ms)).ok_or_else(|| {
-        let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(d) => d.as_secs_f64(),
-            Err(e) => -e.duration().as_secs_f64(),
-        };
         EngineError::BadData(format!(
-            "parse error: timestamp out of bounds for @ modifier: {secs} (Strata accepts {})",
+            "parse error: timestamp out of bounds for @ modifier (Strata accepts {})",
             time_range_text()
         ))
     })

@@ -472,7 +472,7 @@ impl HaTracker {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                this.update_kv_once().await;
+                strata_shared::supervise::unit("ha-tracker-update", this.update_kv_once()).await;
             }
         });
         let jitter = jitter_ms(CLEANUP_PERIOD / 5);
@@ -488,14 +488,21 @@ impl HaTracker {
             loop {
                 tick.tick().await;
                 let now = (this.clock)();
-                this.cleanup_once(now).await;
+                strata_shared::supervise::unit("ha-tracker-cleanup", this.cleanup_once(now)).await;
             }
         });
     }
 
     /// Spawns only the watch on the store (tests drive the updates themselves).
     pub fn start_watch(self: &Arc<Self>) {
-        tokio::spawn(self.clone().watch_loop());
+        let this = self.clone();
+        tokio::spawn(async move {
+            // The watch loop only ends by a panic: log it, count it and watch again.
+            loop {
+                strata_shared::supervise::unit("ha-tracker-watch", this.clone().watch_loop()).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
