@@ -260,7 +260,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     // envelope, an error id) and is counted, instead of dropping the connection.
     let app = app
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(strata_querier::api::panics::layer(&registry)?);
+        .layer(strata_querier::api::panics::layer(&registry));
 
     let addr: SocketAddr = format!(
         "{}:{}",

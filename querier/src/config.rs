@@ -51,13 +51,6 @@ pub struct QuerierConfig {
         default_value_t = 104_857_600
     )]
     pub max_recv_msg_size: usize,
-    /// Longest query expression accepted, in bytes (PromQL of query, query_range, format_query and every match[] selector); 0 to disable. Global for now: Mimir's limit of this name is per tenant.
-    #[arg(
-        long = "query-frontend.max-query-expression-size-bytes",
-        id = "querier.max_query_expression_size_bytes",
-        default_value_t = 0
-    )]
-    pub max_query_expression_size_bytes: usize,
     /// Deepest nesting of a query expression accepted, counted before parsing as the deepest nesting of parentheses, brackets and braces plus the number of operators (a + b + c nests two levels). Bounds the stack every stage of a query needs; at most 20000.
     #[arg(
         long = "querier.max-query-expression-depth",
@@ -90,7 +83,8 @@ impl QuerierConfig {
     /// whatever a YAML file said (flags are range-checked by clap).
     pub fn shape_limits(&self) -> crate::query_shape::ShapeLimits {
         crate::query_shape::ShapeLimits {
-            max_bytes: self.max_query_expression_size_bytes,
+            // Per tenant (`max_query_expression_size_bytes`): set per request.
+            max_bytes: 0,
             max_depth: self
                 .max_query_expression_depth
                 .clamp(1, MAX_QUERY_EXPRESSION_DEPTH),

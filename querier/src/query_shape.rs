@@ -28,7 +28,7 @@ pub struct ShapeLimits {
 }
 
 /// The flag of [`ShapeLimits::max_bytes`].
-pub const MAX_BYTES_FLAG: &str = "query-frontend.max-query-expression-size-bytes";
+pub const MAX_BYTES_FLAG: &str = strata_shared::overrides::flags::MAX_QUERY_EXPRESSION_SIZE_BYTES;
 /// The flag of [`ShapeLimits::max_depth`].
 pub const MAX_DEPTH_FLAG: &str = "querier.max-query-expression-depth";
 
@@ -83,14 +83,28 @@ impl fmt::Display for ShapeError {
 impl std::error::Error for ShapeError {}
 
 impl ShapeLimits {
-    /// Scans `query` and checks it against the limits.
-    pub fn check(&self, query: &str) -> Result<Shape, ShapeError> {
+    /// These limits with the tenant's `max_query_expression_size_bytes`.
+    pub fn for_tenant(self, limits: &strata_shared::limits::LimitsConfig) -> Self {
+        Self {
+            max_bytes: limits.max_query_expression_size_bytes,
+            ..self
+        }
+    }
+
+    /// The length limit alone (no scan), for text the engine scans for depth itself.
+    pub fn check_size(&self, query: &str) -> Result<(), ShapeError> {
         if self.max_bytes > 0 && query.len() > self.max_bytes {
             return Err(ShapeError::TooLong {
                 bytes: query.len(),
                 limit: self.max_bytes,
             });
         }
+        Ok(())
+    }
+
+    /// Scans `query` and checks it against the limits.
+    pub fn check(&self, query: &str) -> Result<Shape, ShapeError> {
+        self.check_size(query)?;
         let shape = scan(query);
         if self.max_depth > 0 && shape.depth() > self.max_depth {
             return Err(ShapeError::TooDeep {
@@ -211,6 +225,26 @@ fn skip_string(bytes: &[u8], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_size_limit_is_the_tenants() {
+        let mut limits = strata_shared::limits::LimitsConfig::from_flag_defaults().unwrap();
+        let engine = ShapeLimits {
+            max_bytes: 0,
+            max_depth: 1000,
+        };
+        // Off by default, as in Mimir.
+        assert!(engine.for_tenant(&limits).check("up + up").is_ok());
+        limits.max_query_expression_size_bytes = 5;
+        let tenant = engine.for_tenant(&limits);
+        assert_eq!(tenant.max_depth, 1000);
+        let err = tenant.check_size("up + up").unwrap_err();
+        assert_eq!(err, ShapeError::TooLong { bytes: 7, limit: 5 });
+        assert!(err
+            .to_string()
+            .contains("-query-frontend.max-query-expression-size-bytes"));
+        assert!(tenant.check_size("up").is_ok());
+    }
 
     fn shape(q: &str) -> (usize, usize) {
         let s = scan(q);

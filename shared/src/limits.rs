@@ -84,6 +84,13 @@ pub struct LimitsConfig {
         default_value = "0"
     )]
     pub max_total_query_length: ConfigDuration,
+    /// Max size of the raw query, in bytes (PromQL of query, query_range, format_query and every match[] selector), checked before parsing. 0 to disable.
+    #[arg(
+        long = "query-frontend.max-query-expression-size-bytes",
+        id = "limits.max_query_expression_size_bytes",
+        default_value_t = 0
+    )]
+    pub max_query_expression_size_bytes: usize,
     /// Maximum number of label names per series.
     #[arg(
         long = "validation.max-label-names-per-series",

@@ -21,6 +21,8 @@ pub mod flags {
     pub const MAX_SERIES_PER_QUERY: &str = "querier.max-fetched-series-per-query";
     pub const MAX_CHUNK_BYTES_PER_QUERY: &str = "querier.max-fetched-chunk-bytes-per-query";
     pub const MAX_TOTAL_QUERY_LENGTH: &str = "query-frontend.max-total-query-length";
+    pub const MAX_QUERY_EXPRESSION_SIZE_BYTES: &str =
+        "query-frontend.max-query-expression-size-bytes";
 }
 
 /// Mimir's closing sentence of a per-tenant limit error: `msg (err-strata-<id>). To adjust the

@@ -31,14 +31,26 @@ pub fn register(registry: &Registry) {
     let _ = registry.register(Box::new(panics().clone()));
 }
 
+/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic without a message"
+    }
+}
+
+/// Counts a caught panic of `task` in `strata_panics_total` (the caller logs it).
+pub fn count_panic(task: &str) {
+    panics().with_label_values(&[task]).inc();
+}
+
 /// Counts a caught panic of `task` and logs it with its message.
 pub fn record_panic(task: &str, payload: &(dyn std::any::Any + Send)) {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string());
-    panics().with_label_values(&[task]).inc();
+    let message = panic_message(payload);
+    count_panic(task);
     tracing::error!(
         task,
         panic = %message,

@@ -605,9 +605,81 @@ fn hostile_queries_get_4xx_envelopes_and_the_process_lives() {
     // Earlier data is still there, and no handler panicked on the way.
     assert_eq!(query_kept(&strata), 1);
     let m = strata.metrics();
-    assert_eq!(
-        metric_value(&m, "strata_http_request_panics_total"),
-        0.0,
-        "{m}"
+    assert_eq!(metric_value(&m, "strata_panics_total"), 0.0, "{m}");
+}
+
+/// Samples whose timestamps no block range can hold are refused at validation, whatever the
+/// grace periods allow; the good series of the same request is written, and the extreme
+/// timestamps that are accepted are cut into blocks like any other.
+#[test]
+fn extreme_timestamps_are_refused_and_blocks_still_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let strata = Strata::start(
+        "strata-extreme-timestamps",
+        dir.path(),
+        // Grace periods wide open: the range rule must hold on its own.
+        &["-validation.create-grace-period=3000000000h"],
     );
+    let now = now_ms();
+    let limit = 1i64 << 53;
+    let extremes = [
+        i64::MIN,
+        i64::MIN + 1,
+        -limit - 1,
+        limit + 1,
+        i64::MAX - 1,
+        i64::MAX,
+    ];
+    for (i, t) in extremes.into_iter().enumerate() {
+        let request = WriteRequest {
+            timeseries: vec![
+                series(&[("__name__", "extreme"), ("job", "e2e")], &[(t, 1.0)]),
+                series(
+                    &[("__name__", "kept"), ("job", "e2e")],
+                    &[(now - 10_000 + i as i64, 1.0)],
+                ),
+            ],
+            metadata: vec![],
+        };
+        let (status, body) = push(&strata, Some("extreme"), &request);
+        assert_eq!(status, 400, "timestamp {t}: {body}");
+        assert!(
+            body.contains("err-strata-sample-timestamp-out-of-range"),
+            "timestamp {t}: {body}"
+        );
+    }
+    // The extreme accepted timestamps, each in a tenant of its own (one far from the others
+    // would put them out of the head's bounds).
+    for (tenant, t) in [("edge-low", -limit), ("edge-high", limit)] {
+        let request = WriteRequest {
+            timeseries: vec![series(&[("__name__", "edge"), ("job", "e2e")], &[(t, 2.0)])],
+            metadata: vec![],
+        };
+        let (status, body) = push(&strata, Some(tenant), &request);
+        assert_eq!(status, 200, "{tenant}: {body}");
+    }
+    strata.flush();
+    let cut = |tenant: &str| -> Vec<i64> {
+        let mut all: Vec<i64> = read_blocks(&dir.path().join("blocks"), tenant)
+            .iter()
+            .flat_map(|b| b.series.values())
+            .flat_map(|samples| samples.keys().copied())
+            .collect();
+        all.sort_unstable();
+        all
+    };
+    assert_eq!(cut("edge-low"), vec![-limit]);
+    assert_eq!(cut("edge-high"), vec![limit]);
+    let kept: Vec<i64> = (0..extremes.len() as i64)
+        .map(|i| now - 10_000 + i)
+        .collect();
+    assert_eq!(
+        cut("extreme"),
+        kept,
+        "the good series of the refused requests"
+    );
+    let v = api_query(&strata.url(""), Some("extreme"), "kept", now);
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
+    let m = strata.metrics();
+    assert_eq!(metric_value(&m, "strata_panics_total"), 0.0, "{m}");
 }

@@ -444,7 +444,7 @@ impl TenantHead {
         if self.min_time_hint == i64::MAX || range <= 0 {
             return false;
         }
-        let oldest_end = super::range_end_after(self.min_time_hint, range);
+        let oldest_end = super::ranges::range_end_after(self.min_time_hint, range);
         self.max_time.saturating_sub(grace) >= oldest_end
     }
 

@@ -12,6 +12,7 @@ pub mod head;
 pub mod http;
 pub mod metrics;
 pub mod query;
+pub mod ranges;
 pub mod shipper;
 pub mod wal;
 
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use object_store::ObjectStore;
 use prost::Message;
-use strata_shared::block::{encode_block, BlockDescriptor, SeriesSamples};
+use strata_shared::block::{encode_block, BlockDescriptor};
 use strata_shared::metrics::DiscardedSamples;
 use strata_shared::overrides::{local_series_limit, Overrides};
 
@@ -34,6 +35,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use self::head::{from_proto_labels, CutSeries, SeriesLimits, TenantHead};
 use self::metrics::IngesterMetrics;
+use self::ranges::{range_end_after, range_start};
 use self::shipper::Shipper;
 use self::wal::{Wal, WalMetrics, WalOptions};
 
@@ -131,17 +133,6 @@ pub struct Ingester {
     cut_wanted: tokio::sync::Notify,
     /// Decoded series tables of the local blocks queries read.
     series_tables: Arc<query::SeriesTableCache>,
-}
-
-/// The start of the block range holding `t`; saturates instead of overflowing at the ends
-/// of i64.
-pub fn range_start(t: i64, range: i64) -> i64 {
-    t.div_euclid(range).saturating_mul(range)
-}
-
-/// The end (exclusive) of the block range holding `t`; saturates at `i64::MAX`.
-pub fn range_end_after(t: i64, range: i64) -> i64 {
-    t.div_euclid(range).saturating_add(1).saturating_mul(range)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -469,26 +460,7 @@ impl Ingester {
         cut: &[Arc<Vec<CutSeries>>],
         range: i64,
     ) -> Result<usize, IngesterError> {
-        let mut by_range: std::collections::BTreeMap<i64, Vec<SeriesSamples>> = Default::default();
-        for series in cut.iter().flat_map(|part| part.iter()) {
-            let mut start = 0;
-            while start < series.timestamps.len() {
-                let block_start = range_start(series.timestamps[start], range);
-                let block_end = range_end_after(series.timestamps[start], range);
-                let end = series.timestamps[start..].partition_point(|t| *t < block_end) + start;
-                // A timestamp no range can hold (see `cut_tenant`) still ends in a block.
-                let end = end.max(start + 1);
-                by_range
-                    .entry(block_start)
-                    .or_default()
-                    .push(SeriesSamples {
-                        labels: series.labels.clone(),
-                        timestamps: series.timestamps[start..end].to_vec(),
-                        values: series.values[start..end].to_vec(),
-                    });
-                start = end;
-            }
-        }
+        let by_range = ranges::split_by_range(cut.iter().flat_map(|part| part.iter()), range);
         let mut written = 0;
         for (block_start, series) in by_range {
             let min_time = series

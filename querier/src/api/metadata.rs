@@ -160,7 +160,10 @@ pub(crate) async fn series(
 ) -> Response {
     let result = async {
         let request = state.request(&headers, &uri, &body)?;
-        let meta = metadata_request(&request, &state.engine.shape_limits())?;
+        let meta = metadata_request(
+            &request,
+            &state.engine.shape_limits().for_tenant(&request.limits),
+        )?;
         if meta.selectors.is_empty() {
             return Err(ApiError::bad_data(
                 "no match[] parameter provided".to_string(),
@@ -197,7 +200,10 @@ pub(crate) async fn labels(
 ) -> Response {
     let result = async {
         let request = state.request(&headers, &uri, &body)?;
-        let meta = metadata_request(&request, &state.engine.shape_limits())?;
+        let meta = metadata_request(
+            &request,
+            &state.engine.shape_limits().for_tenant(&request.limits),
+        )?;
         let limit = meta.base.limit;
         let source = &request.source;
         let names = meta
@@ -231,7 +237,10 @@ pub(crate) async fn label_values(
         if !valid_label_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
         }
-        let meta = metadata_request(&request, &state.engine.shape_limits())?;
+        let meta = metadata_request(
+            &request,
+            &state.engine.shape_limits().for_tenant(&request.limits),
+        )?;
         let limit = meta.base.limit;
         let (source, name) = (&request.source, &name);
         let values = meta
@@ -284,7 +293,7 @@ pub(crate) async fn exemplars(
             ));
         }
         let query = params.get("query").unwrap_or("").to_string();
-        let shape = state.engine.shape_limits();
+        let shape = state.engine.shape_limits().for_tenant(&request.limits);
         on_query_thread(state.engine.query_stack_bytes(), move || {
             shape.parse(&query).map(drop)
         })

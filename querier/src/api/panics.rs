@@ -5,7 +5,8 @@
 //! gives it the response: `{"status":"error","errorType":"internal","error":"..."}` with an
 //! error id that the log line of the same panic carries, so an operator can find the
 //! panic's message and place from what a client reports. Every such panic is counted in
-//! `strata_http_request_panics_total`. Query threads resume their panics in the handler
+//! `strata_panics_total{task="http-request"}`, with the background loops' panics. Query
+//! threads resume their panics in the handler
 //! (see `engine::on_query_thread`), so those are answered and counted here too.
 
 use std::any::Any;
@@ -13,36 +14,23 @@ use std::any::Any;
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use axum::response::IntoResponse;
-use prometheus::{IntCounter, Registry};
+use prometheus::Registry;
+use strata_shared::supervise;
 use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 
 use super::response::ApiError;
 
+/// The `task` label of HTTP handler panics in `strata_panics_total`.
+pub const PANIC_TASK: &str = "http-request";
+
 /// Builds the response to a caught panic and counts it.
 #[derive(Clone, Debug)]
-pub struct PanicResponder {
-    panics: IntCounter,
-}
+pub struct PanicResponder;
 
 impl PanicResponder {
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let panics = IntCounter::new(
-            "strata_http_request_panics_total",
-            "HTTP requests whose handler panicked; each was answered with a 500 naming an error id that the panic's log line carries.",
-        )?;
-        registry.register(Box::new(panics.clone()))?;
-        Ok(Self { panics })
-    }
-}
-
-/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "a panic without a message"
+    pub fn new(registry: &Registry) -> Self {
+        supervise::register(registry);
+        Self
     }
 }
 
@@ -50,9 +38,9 @@ impl ResponseForPanic for PanicResponder {
     type ResponseBody = Body;
 
     fn response_for_panic(&mut self, payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
-        self.panics.inc();
+        supervise::count_panic(PANIC_TASK);
         let id = format!("err-strata-panic-{}", ulid::Ulid::generate());
-        tracing::error!(error_id = %id, panic = panic_message(payload.as_ref()), "an HTTP request handler panicked; the request was answered with a 500");
+        tracing::error!(error_id = %id, panic = supervise::panic_message(payload.as_ref()), "an HTTP request handler panicked; the request was answered with a 500");
         ApiError::new(
             "internal",
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -65,8 +53,8 @@ impl ResponseForPanic for PanicResponder {
 }
 
 /// The layer for the whole HTTP router.
-pub fn layer(registry: &Registry) -> Result<CatchPanicLayer<PanicResponder>, prometheus::Error> {
-    Ok(CatchPanicLayer::custom(PanicResponder::new(registry)?))
+pub fn layer(registry: &Registry) -> CatchPanicLayer<PanicResponder> {
+    CatchPanicLayer::custom(PanicResponder::new(registry))
 }
 
 #[cfg(test)]
@@ -89,7 +77,8 @@ mod tests {
                 }),
             )
             .route("/ok", get(|| async { "fine" }))
-            .layer(layer(&registry).unwrap());
+            .layer(layer(&registry));
+        let before = supervise::panic_count(PANIC_TASK);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -109,11 +98,12 @@ mod tests {
         );
         assert!(answer.contains("application/json"), "{answer}");
         assert!(get("/ok").await.ends_with("fine"));
+        assert_eq!(supervise::panic_count(PANIC_TASK), before + 1);
         let text = prometheus::TextEncoder::new()
             .encode_to_string(&registry.gather())
             .unwrap();
         assert!(
-            text.contains("strata_http_request_panics_total 1"),
+            text.contains("strata_panics_total{task=\"http-request\"}"),
             "{text}"
         );
     }

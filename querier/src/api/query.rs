@@ -10,7 +10,7 @@ use super::params::{parse_duration, parse_time, time_or, Params};
 use super::response::{
     push_json_string, push_labels, push_point, push_timestamp, success, ApiError,
 };
-use super::ApiState;
+use super::{ApiRequest, ApiState};
 use crate::engine::{on_query_thread, EngineError, QueryOutput, Value};
 use strata_shared::overrides::{flags, per_tenant_limit_message};
 
@@ -66,6 +66,17 @@ pub(crate) fn engine_error(error: EngineError) -> ApiError {
 }
 
 /// The request's `timeout` parameter, capped by the querier's own timeout.
+/// The tenant's `-query-frontend.max-query-expression-size-bytes`, before anything else is
+/// done with the text (the engine checks the depth as it parses).
+fn check_size(state: &ApiState, request: &ApiRequest, query: &str) -> Result<(), ApiError> {
+    state
+        .engine
+        .shape_limits()
+        .for_tenant(&request.limits)
+        .check_size(query)
+        .map_err(|e| ApiError::bad_data(e.to_string()))
+}
+
 fn timeout(state: &ApiState, params: &Params) -> Result<std::time::Duration, ApiError> {
     match params.get("timeout") {
         Some(v) if !v.is_empty() => {
@@ -101,6 +112,7 @@ pub(crate) async fn instant(
     let result = async {
         let request = state.request(&headers, &uri, &body)?;
         let query = request.params.get("query").unwrap_or("").to_string();
+        check_size(&state, &request, &query)?;
         let time = time_or(&request.params, "time", now_ms())?;
         let limit = timeout(&state, &request.params)?;
         let span = tracing::info_span!("query", tenant = %request.tenant, query = %query, time);
@@ -161,6 +173,7 @@ pub(crate) async fn range(
             )));
         }
         let query = params.get("query").unwrap_or("").to_string();
+        check_size(&state, &request, &query)?;
         let limit = timeout(&state, params)?;
         let span = tracing::info_span!("query_range", tenant = %request.tenant, query = %query, start, end, step);
         let output = with_timeout(
@@ -192,7 +205,7 @@ pub(crate) async fn format_query(
     let result = async {
         let request = state.request(&headers, &uri, &body)?;
         let query = request.params.get("query").unwrap_or("").to_string();
-        let shape = state.engine.shape_limits();
+        let shape = state.engine.shape_limits().for_tenant(&request.limits);
         // Parsing, pretty-printing and dropping the tree recurse per level: on a query
         // thread sized for the depth limit.
         let pretty = on_query_thread(state.engine.query_stack_bytes(), move || {
