@@ -10,7 +10,8 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use prometheus::{Encoder, Registry, TextEncoder};
-use strata_ingester::distributor::{Distributor, IngesterHandle};
+use strata_ingester::distributor::push_target::{GrpcPushTarget, SharedPushTarget};
+use strata_ingester::distributor::Distributor;
 use strata_ingester::ingester::{Ingester, SeriesLimiter};
 use strata_ingester::peers::{HealthyDistributors, HealthyPeers};
 use strata_querier::api::ApiState;
@@ -106,25 +107,23 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
 
     let distributor = if roles.contains(&"distributor") {
         let mut members = Ring::parse_members(&config.ingester.ring.static_members)?;
-        let mut handles = Vec::new();
+        let mut handles: Vec<SharedPushTarget> = Vec::new();
         if members.is_empty() {
             let local = ingester.clone().context("-ingester.ring.static-members is empty and this process runs no ingester: list the ingesters as id=host:grpc-port,...")?;
             members.push(Member {
                 id: instance_id.clone(),
                 addr: "inprocess".into(),
             });
-            handles.push(IngesterHandle::Local(local));
+            handles.push(local);
         } else {
             for member in &members {
                 match &ingester {
-                    Some(local) if member.id == instance_id => {
-                        handles.push(IngesterHandle::Local(local.clone()))
-                    }
-                    _ => handles.push(IngesterHandle::remote(
+                    Some(local) if member.id == instance_id => handles.push(local.clone()),
+                    _ => handles.push(Arc::new(GrpcPushTarget::new(
                         &member.addr,
                         config.distributor.remote_timeout.0,
                         config.distributor.max_recv_msg_size,
-                    )?),
+                    )?)),
                 }
             }
         }
@@ -344,7 +343,7 @@ fn querier_api(
         querier
             .max_samples
             .saturating_mul(config.ingester.ring.replication_factor.max(1) + 1),
-        Arc::new(strata_ingester::ingester::now_ms),
+        Arc::new(strata_shared::time::now_ms),
     );
     let engine = Engine::new(EngineOptions::from_config(querier));
     tracing::info!(?fanout, "querier ready");

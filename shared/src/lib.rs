@@ -21,3 +21,4 @@ pub mod storage;
 pub mod supervise;
 pub mod telemetry;
 pub mod tenant;
+pub mod time;

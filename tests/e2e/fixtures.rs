@@ -419,12 +419,7 @@ pub(crate) fn merge_blocks(blocks: &[ReadBlock]) -> SeriesMap {
     out
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use strata_shared::time::now_ms;
 
 /// `GET {base}/api/v1/query` (Prometheus' or Strata's) at `time_ms`, with the tenant header
 /// when given; the answer must be a success.

@@ -15,7 +15,7 @@ use strata_shared::tenant::{resolve_tenant, TenantError, ORG_ID_HEADER};
 
 use super::ha_tracker::HaError;
 use super::{Distributor, PushError};
-use crate::ingester::now_ms;
+use strata_shared::time::now_ms;
 
 /// Routes: `POST /api/v1/push`, `POST /api/prom/push` (Mimir's older path), `GET /ring`,
 /// `GET /distributor/ring`, `GET /distributor/ha_tracker`.

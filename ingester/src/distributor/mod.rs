@@ -3,73 +3,29 @@
 
 pub mod ha_tracker;
 pub mod http;
+pub mod push_target;
 pub mod quorum;
 pub mod rate_limit;
 pub mod validation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use strata_shared::limits::LimitsConfig;
 use strata_shared::metrics::DiscardedSamples;
 use strata_shared::overrides::{flags, per_tenant_limit_message, Overrides};
-use strata_shared::proto::ingester::ingester_client::IngesterClient;
 use strata_shared::proto::ingester::{PushRequest, PushResponse, Sample, Series};
 use strata_shared::proto::prometheus::WriteRequestBytes;
 use strata_shared::ring::{MemberState, Ring};
-use tonic::transport::{Channel, Endpoint};
 
-use crate::ingester::Ingester;
 use crate::peers::HealthyDistributors;
 use crate::DistributorConfig;
+use push_target::SharedPushTarget;
 use quorum::{QuorumTracker, ReplicaAnswer, SeriesOutcome};
 use rate_limit::{Decision, RateLimiter};
 use validation::{validate_series, ValidationError};
-
-/// How the distributor reaches one ingester: in-process (`-target=all`) or over gRPC.
-#[derive(Debug, Clone)]
-pub enum IngesterHandle {
-    Local(Arc<Ingester>),
-    Remote(IngesterClient<Channel>),
-}
-
-impl IngesterHandle {
-    /// A lazily connected gRPC client: the connection is made (and re-made) on use.
-    pub fn remote(addr: &str, timeout: Duration, max_message_bytes: usize) -> anyhow::Result<Self> {
-        let url = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
-        };
-        let channel = Endpoint::from_shared(url)?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
-        Ok(Self::Remote(
-            IngesterClient::new(channel)
-                .max_decoding_message_size(max_message_bytes)
-                .max_encoding_message_size(max_message_bytes),
-        ))
-    }
-
-    async fn push(&self, request: PushRequest) -> Result<PushResponse, String> {
-        match self {
-            Self::Local(ingester) => ingester.push(request).await.map_err(|e| e.to_string()),
-            Self::Remote(client) => {
-                let mut client = client.clone();
-                client
-                    .push(request)
-                    .await
-                    .map(|r| r.into_inner())
-                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
-            }
-        }
-    }
-}
 
 /// The result of a push the distributor accepted at least in part.
 #[derive(Debug, Default)]
@@ -167,7 +123,7 @@ pub struct Distributor {
     distributors: Arc<HealthyDistributors>,
     multitenancy_enabled: bool,
     ring: Arc<Ring>,
-    ingesters: Vec<IngesterHandle>,
+    ingesters: Vec<SharedPushTarget>,
     metrics: DistributorMetrics,
     discarded: DiscardedSamples,
     ha_tracker: Option<Arc<ha_tracker::HaTracker>>,
@@ -183,7 +139,7 @@ impl Distributor {
         distributors: Arc<HealthyDistributors>,
         multitenancy_enabled: bool,
         ring: Arc<Ring>,
-        ingesters: Vec<IngesterHandle>,
+        ingesters: Vec<SharedPushTarget>,
         registry: &Registry,
         discarded: DiscardedSamples,
     ) -> anyhow::Result<Arc<Self>> {
@@ -441,9 +397,7 @@ impl Distributor {
                 let handle = self.ingesters[m].clone();
                 let timeout = self.config.remote_timeout;
                 tokio::spawn(async move {
-                    // The in-process ingester is this process: it cannot be unreachable, only
-                    // slow (a cut holding its tenant), so it gets no timeout and no health state.
-                    if matches!(handle, IngesterHandle::Local(_)) {
+                    if !handle.is_remote() {
                         return (m, handle.push(request).await);
                     }
                     let result = tokio::time::timeout(timeout.0, handle.push(request))

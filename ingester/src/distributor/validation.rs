@@ -7,6 +7,7 @@
 use strata_shared::labels::{stable_hash_byte_pairs, METRIC_NAME};
 use strata_shared::limits::LimitsConfig;
 use strata_shared::proto::prometheus::{LabelBytes, Sample, TimeSeriesBytes};
+use strata_shared::time::format_ms;
 
 /// A rejected series or sample: the discard reason (metric label) and the message for the sender.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,35 +223,6 @@ pub fn validate_series(
     )
 }
 
-/// RFC 3339 text of a millisecond timestamp, for error messages.
-pub fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,11 +378,5 @@ mod tests {
         assert!(valid.is_none());
         assert_eq!(errors[0].reason, "label_value_invalid_utf8");
         assert!(errors[0].message.contains("err-strata-label-invalid-utf8"));
-    }
-
-    #[test]
-    fn formats_timestamps() {
-        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }

@@ -77,7 +77,7 @@ impl AppendError {
 
     /// Message naming the series and the timestamp, Prometheus' meaning first.
     pub fn message(self, labels: &Labels, timestamp: i64, lower_bound: i64) -> String {
-        let when = crate::distributor::validation::format_ms(timestamp);
+        let when = strata_shared::time::format_ms(timestamp);
         match self {
             Self::OutOfOrder => format!(
                 "out of order sample: the sample has been rejected because another sample with a more recent timestamp has already been ingested and out-of-order samples are not allowed (err-strata-sample-out-of-order). The affected sample has timestamp {when} ({timestamp}) and is from series {labels}"),
@@ -85,7 +85,7 @@ impl AppendError {
                 "duplicate sample for timestamp: the sample has been rejected because another sample with the same timestamp, but a different value, has already been ingested (err-strata-sample-duplicate-timestamp). The affected sample has timestamp {when} ({timestamp}) and is from series {labels}"),
             Self::OutOfBounds => format!(
                 "out of bounds: the sample has been rejected because its timestamp is older than the head's lower bound {} ({lower_bound}) (err-strata-sample-timestamp-too-old). The affected sample has timestamp {when} ({timestamp}) and is from series {labels}",
-                crate::distributor::validation::format_ms(lower_bound)),
+                strata_shared::time::format_ms(lower_bound)),
             Self::PerUserSeriesLimit { global, local } => format!(
                 "{} This is for series {labels} (this ingester's share of the limit: {local}, the global limit times the replication factor divided by the ingesters)",
                 per_tenant_limit_message(&format!("per-user series limit of {global} exceeded"), "err-strata-max-series-per-user", &[flags::MAX_SERIES_PER_USER])),

@@ -19,7 +19,7 @@ pub mod wal;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use object_store::ObjectStore;
 use prost::Message;
@@ -31,6 +31,7 @@ use crate::peers::HealthyPeers;
 use strata_shared::proto::ingester::{PushRequest, PushResponse, SampleError, Series};
 use strata_shared::storage::TsdbConfig;
 use strata_shared::supervise;
+use strata_shared::time::now_ms;
 use tokio::sync::{Mutex, RwLock};
 
 use self::head::{from_proto_labels, CutSeries, SeriesLimits, TenantHead};
@@ -133,14 +134,6 @@ pub struct Ingester {
     cut_wanted: tokio::sync::Notify,
     /// Decoded series tables of the local blocks queries read.
     series_tables: Arc<query::SeriesTableCache>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Ingester {
@@ -655,5 +648,20 @@ impl Ingester {
 
     pub fn local_dir(&self) -> &Path {
         Path::new(&self.config.dir)
+    }
+}
+
+/// The in-process ingester as the distributor's push target (`-target=all`, or a process
+/// running both roles).
+#[async_trait::async_trait]
+impl crate::distributor::push_target::PushTarget for Ingester {
+    async fn push(&self, request: PushRequest) -> Result<PushResponse, String> {
+        Ingester::push(self, request)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn is_remote(&self) -> bool {
+        false
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::metrics::IngesterMetrics;
-use super::now_ms;
+use strata_shared::time::now_ms;
 
 /// Written into a block's directory when it moves to `shipped/`: milliseconds since the epoch.
 pub const SHIPPED_AT_FILE: &str = "shipped-at";

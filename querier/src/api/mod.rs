@@ -103,7 +103,7 @@ impl ApiState {
         let source = Arc::new(QueryLimiter::new(
             self.source.clone(),
             limits.clone(),
-            query::now_ms(),
+            strata_shared::time::now_ms(),
         ));
         Ok(ApiRequest {
             tenant,

@@ -13,6 +13,7 @@ use super::response::{
 use super::{ApiRequest, ApiState};
 use crate::engine::{on_query_thread, EngineError, QueryOutput, Value};
 use strata_shared::overrides::{flags, per_tenant_limit_message};
+use strata_shared::time::now_ms;
 
 /// A duration in milliseconds as Go prints a `time.Duration` (`721h0m0s`, `1m30s`, `500ms`),
 /// for Mimir's messages.
@@ -42,13 +43,6 @@ pub(crate) fn go_duration(ms: i64) -> String {
 
 /// Prometheus' cap on points per series in a range query.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 pub(crate) fn engine_error(error: EngineError) -> ApiError {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -6,7 +6,7 @@ use axum::Json;
 
 use super::HaTracker;
 use crate::distributor::http::escape;
-use crate::distributor::validation::format_ms;
+use strata_shared::time::format_ms;
 
 fn time(ms: i64) -> String {
     if ms <= 0 {

@@ -1,5 +1,7 @@
 //! Calendar fields of a Unix time in UTC, for `hour()`, `day_of_week()`, ...
 
+use strata_shared::time::{civil_from_days, days_from_civil};
+
 use super::Func;
 
 /// The UTC calendar fields of one instant.
@@ -18,33 +20,14 @@ pub(crate) struct Civil {
     pub(crate) year_day: i64,
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 pub(crate) fn civil(unix_secs: i64) -> Civil {
     let days = unix_secs.div_euclid(86_400);
     let secs = unix_secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     Civil {
         year,
-        month,
-        day,
+        month: i64::from(month),
+        day: i64::from(day),
         hour: secs / 3_600,
         minute: secs % 3_600 / 60,
         weekday: (days + 4).rem_euclid(7),
