@@ -593,6 +593,16 @@ fn hostile_queries_get_4xx_envelopes_and_the_process_lives() {
         failures.join("\n")
     );
 
+    // A form body over Go's ParseForm limit (10 MiB) is refused before it is read whole.
+    let huge = format!("query={}", "a".repeat(11 << 20));
+    let response = http()
+        .post(strata.url("/api/v1/query"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(huge)
+        .send()
+        .expect("an answer to an 11 MiB query body");
+    assert_eq!(response.status().as_u16(), 413);
+
     // 1,000 levels is within the default limit: answered like Prometheus.
     let v = api_query(
         &strata.url(""),

@@ -115,6 +115,11 @@ impl ApiState {
 }
 
 /// The API routes, under both prefixes, each request timed in `metrics`.
+/// Largest form body a query or metadata request may POST: Go's `ParseForm` limit, which
+/// Prometheus' API inherits. Larger bodies get 413 before they are read into memory (the
+/// server turns the default body limit off for remote-write, which has its own).
+pub const MAX_FORM_BYTES: usize = 10 << 20;
+
 pub fn routes(state: ApiState, metrics: metrics::ApiMetrics) -> Router {
     let api = Router::new()
         .route("/query", get(query::instant).post(query::instant))
@@ -138,7 +143,8 @@ pub fn routes(state: ApiState, metrics: metrics::ApiMetrics) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::record,
-        ));
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES));
     Router::new()
         .nest("/prometheus/api/v1", api.clone())
         .nest("/api/v1", api)
