@@ -123,7 +123,7 @@ pub struct SeriesAppend {
 }
 
 /// The head of one tenant.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TenantHead {
     by_hash: HashMap<u64, Vec<usize>>,
     /// Series per metric name, for the per-metric series limit.
@@ -150,14 +150,28 @@ pub struct CutSeries {
     pub values: Vec<f64>,
 }
 
-impl TenantHead {
-    pub fn new() -> Self {
+/// An empty head: no bound yet, no newest sample (a derived default of 0s would be a head
+/// whose newest sample is at 1970 and which refuses everything before 1969-12-31T23:00).
+impl Default for TenantHead {
+    fn default() -> Self {
         Self {
+            by_hash: HashMap::new(),
+            by_metric: HashMap::new(),
+            postings: Postings::default(),
+            series: Vec::new(),
+            free: Vec::new(),
+            active: 0,
+            samples: 0,
             cut_boundary: i64::MIN,
             max_time: i64::MIN,
             min_time_hint: i64::MAX,
-            ..Default::default()
         }
+    }
+}
+
+impl TenantHead {
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Oldest timestamp accepted now.

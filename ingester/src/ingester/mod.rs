@@ -150,15 +150,44 @@ impl Ingester {
         let dir = PathBuf::from(&config.dir);
         let wal_dir = dir.join("wal");
         let started = Instant::now();
-        let (wal, records) = Wal::open(
+        // The heads are rebuilt as the WAL streams its records; the ingester takes them over.
+        let mut heads: HashMap<String, TenantHead> = HashMap::new();
+        let (mut record_count, mut replayed_samples) = (0usize, 0usize);
+        let wal = Wal::open(
             &wal_dir,
             WalOptions {
                 segment_size_bytes: config.wal_segment_size_bytes,
                 ..WalOptions::default()
             },
             WalMetrics::new(registry)?,
+            |record| {
+                record_count += 1;
+                match PushRequest::decode(record.as_slice()) {
+                    Ok(request) => {
+                        let head = heads.entry(request.tenant).or_default();
+                        for series in &request.series {
+                            replayed_samples +=
+                                head.append_replayed(&series.labels, &series.samples).added;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(index = record_count - 1, error = %e, "skipping undecodable WAL record");
+                    }
+                }
+            },
         )
         .await?;
+        let tenants = heads
+            .into_iter()
+            .map(|(tenant, head)| {
+                let tenant_state = Tenant {
+                    head,
+                    last_append: Instant::now(),
+                    cutting: Vec::new(),
+                };
+                (tenant, Arc::new(Mutex::new(tenant_state)))
+            })
+            .collect();
         let metrics = IngesterMetrics::new(registry)?;
         let series_tables = Arc::new(query::SeriesTableCache::new(
             usize::try_from(config.series_table_cache_max_bytes).unwrap_or(usize::MAX),
@@ -176,7 +205,7 @@ impl Ingester {
             id,
             config,
             wal,
-            tenants: RwLock::new(HashMap::new()),
+            tenants: RwLock::new(tenants),
             cut_lock: Mutex::new(()),
             shipper,
             metrics,
@@ -186,16 +215,6 @@ impl Ingester {
             cut_wanted: tokio::sync::Notify::new(),
             series_tables,
         });
-        let mut replayed_samples = 0usize;
-        let record_count = records.len();
-        for (index, record) in records.into_iter().enumerate() {
-            match PushRequest::decode(record.as_slice()) {
-                Ok(request) => replayed_samples += ingester.replay(request).await,
-                Err(e) => {
-                    tracing::warn!(index, error = %e, "skipping undecodable WAL record");
-                }
-            }
-        }
         tracing::info!(
             records = record_count,
             samples = replayed_samples,
@@ -227,19 +246,6 @@ impl Ingester {
                 }))
             })
             .clone()
-    }
-
-    async fn replay(&self, request: PushRequest) -> usize {
-        let tenant = self.tenant(&request.tenant).await;
-        let mut tenant = tenant.lock().await;
-        let mut accepted = 0;
-        for series in &request.series {
-            accepted += tenant
-                .head
-                .append_replayed(&series.labels, &series.samples)
-                .added;
-        }
-        accepted
     }
 
     /// Appends a push to the head and the WAL; returns once the WAL holds it.

@@ -72,6 +72,10 @@ const CHECKPOINT_MAGIC: [u8; 4] = *b"SWCP";
 const FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: u64 = 8;
 const FRAME_HEADER_LEN: u64 = 8;
+/// Records read ahead of the replay at most (a record is one push, typically well under a
+/// MiB): bounds a restart's memory to this queue instead of the whole log.
+pub const REPLAY_QUEUE_RECORDS: usize = 64;
+
 /// The length field is a u32.
 const MAX_RECORD_BYTES: u64 = u32::MAX as u64;
 const CHECKPOINT_PREFIX: &str = "checkpoint.";
@@ -490,24 +494,38 @@ impl Shared {
 
 impl Wal {
     /// Opens or creates the WAL in `dir`, repairs a damaged tail (see the module doc), and
-    /// returns the records to replay in order: the newest checkpoint's records, then those
-    /// of every later segment.
+    /// hands `replay` the records in order: the newest checkpoint's records, then those of
+    /// every later segment; returns once all are replayed and the WAL takes appends.
+    ///
+    /// The records stream: a blocking thread reads and checks them file by file while
+    /// `replay` applies them here, at most [`REPLAY_QUEUE_RECORDS`] apart, so a restart
+    /// holds one queue of records in memory, not the whole log, and reading and applying
+    /// run on two cores.
     pub async fn open(
         dir: &Path,
         options: WalOptions,
         metrics: WalMetrics,
-    ) -> Result<(Wal, Vec<Vec<u8>>), WalError> {
+        mut replay: impl FnMut(Vec<u8>),
+    ) -> Result<Wal, WalError> {
         let dir = dir.to_path_buf();
-        let recovered = {
+        let (records, mut queue) = tokio::sync::mpsc::channel::<Vec<u8>>(REPLAY_QUEUE_RECORDS);
+        let reader = {
             let (task_dir, metrics) = (dir.clone(), metrics.clone());
-            tokio::task::spawn_blocking(move || recover(&task_dir, &metrics))
-                .await
-                .map_err(|e| WalError::Task {
-                    dir: dir.clone(),
-                    what: "replay",
-                    message: e.to_string(),
-                })??
+            tokio::task::spawn_blocking(move || {
+                // A closed queue means the caller went away; the rest is read and dropped.
+                recover(&task_dir, &metrics, &mut |record| {
+                    let _ = records.blocking_send(record);
+                })
+            })
         };
+        while let Some(record) = queue.recv().await {
+            replay(record);
+        }
+        let recovered = reader.await.map_err(|e| WalError::Task {
+            dir: dir.clone(),
+            what: "replay",
+            message: e.to_string(),
+        })??;
         let disk = DiskUsage {
             segments: recovered.segments,
             checkpoint: recovered.checkpoint,
@@ -540,12 +558,9 @@ impl Wal {
             .name("wal-writer".to_string())
             .spawn(move || writer.run())
             .map_err(io_error("start the writer thread of the WAL in", &dir))?;
-        Ok((
-            Wal {
-                handle: Arc::new(Handle { shared }),
-            },
-            recovered.records,
-        ))
+        Ok(Wal {
+            handle: Arc::new(Handle { shared }),
+        })
     }
 
     /// Enqueues `record` now, so WAL order is call order, and returns a future that
@@ -931,9 +946,8 @@ impl Writer {
     }
 }
 
-/// What `open` found on disk.
+/// What `open` found on disk (its records went to the sink as they were read).
 struct Recovered {
-    records: Vec<Vec<u8>>,
     segments: BTreeMap<u64, u64>,
     checkpoint: Option<(u64, u64)>,
     next_index: u64,
@@ -941,19 +955,25 @@ struct Recovered {
 
 /// The result of reading one segment or checkpoint.
 struct ReadFile {
-    records: Vec<Vec<u8>>,
+    /// Valid records handed to the sink.
+    records: usize,
     /// Offset and reason of the first unreadable byte, if any.
     damage: Option<(u64, String)>,
 }
 
-/// Reads every valid record of `path`, stopping at the first torn or corrupt one.
-fn read_file(path: &Path, magic: [u8; 4]) -> Result<ReadFile, WalError> {
+/// Reads every valid record of `path` into `sink`, in order, stopping at the first torn or
+/// corrupt one.
+fn read_file(
+    path: &Path,
+    magic: [u8; 4],
+    sink: &mut dyn FnMut(Vec<u8>),
+) -> Result<ReadFile, WalError> {
     let read = io_error("read WAL file", path);
     let file = File::open(path).map_err(&read)?;
     let len = file.metadata().map_err(&read)?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut out = ReadFile {
-        records: Vec::new(),
+        records: 0,
         damage: None,
     };
     if len < HEADER_LEN {
@@ -1005,7 +1025,8 @@ fn read_file(path: &Path, magic: [u8; 4]) -> Result<ReadFile, WalError> {
             out.damage = Some((offset, "checksum mismatch".to_string()));
             break;
         }
-        out.records.push(payload);
+        sink(payload);
+        out.records += 1;
         offset += FRAME_HEADER_LEN + u64::from(size);
     }
     Ok(out)
@@ -1030,7 +1051,11 @@ fn file_len(path: &Path) -> Result<u64, WalError> {
 }
 
 /// Lists, repairs and reads the WAL directory (blocking).
-fn recover(dir: &Path, metrics: &WalMetrics) -> Result<Recovered, WalError> {
+fn recover(
+    dir: &Path,
+    metrics: &WalMetrics,
+    sink: &mut dyn FnMut(Vec<u8>),
+) -> Result<Recovered, WalError> {
     fs::create_dir_all(dir).map_err(io_error("create WAL directory", dir))?;
     let mut segments = BTreeMap::new();
     let mut checkpoints = BTreeMap::new();
@@ -1052,18 +1077,18 @@ fn recover(dir: &Path, metrics: &WalMetrics) -> Result<Recovered, WalError> {
         }
     }
 
-    let mut records = Vec::new();
+    let mut records = 0usize;
     let mut checkpoint = None;
     let mut changed = false;
     if let Some((&upto, path)) = checkpoints.iter().next_back() {
-        let read = read_file(path, CHECKPOINT_MAGIC)?;
+        let read = read_file(path, CHECKPOINT_MAGIC, sink)?;
         if let Some((offset, reason)) = read.damage {
             metrics.corruptions.inc();
             tracing::warn!(
                 path = %path.display(),
                 offset,
                 reason,
-                kept_records = read.records.len(),
+                kept_records = read.records,
                 "WAL checkpoint is damaged; replaying the records before the damage"
             );
             cut_file(path, offset)?;
@@ -1101,8 +1126,8 @@ fn recover(dir: &Path, metrics: &WalMetrics) -> Result<Recovered, WalError> {
             );
         }
         expected = Some(index + 1);
-        let read = read_file(path, SEGMENT_MAGIC)?;
-        records.extend(read.records);
+        let read = read_file(path, SEGMENT_MAGIC, sink)?;
+        records += read.records;
         let Some((offset, reason)) = read.damage else {
             sizes.insert(index, file_len(path)?);
             continue;
@@ -1157,11 +1182,10 @@ fn recover(dir: &Path, metrics: &WalMetrics) -> Result<Recovered, WalError> {
         dir = %dir.display(),
         segments = sizes.len(),
         checkpoint = ?checkpoint.map(|(upto, _)| upto),
-        records = records.len(),
+        records,
         "WAL opened"
     );
     Ok(Recovered {
-        records,
         segments: sizes,
         checkpoint,
         next_index,
@@ -1191,7 +1215,10 @@ mod tests {
 
     async fn open(dir: &Path, opts: WalOptions) -> (Wal, Vec<Vec<u8>>, WalMetrics) {
         let m = metrics();
-        let (wal, records) = Wal::open(dir, opts, m.clone()).await.unwrap();
+        let mut records = Vec::new();
+        let wal = Wal::open(dir, opts, m.clone(), |r| records.push(r))
+            .await
+            .unwrap();
         (wal, records, m)
     }
 
@@ -1417,7 +1444,7 @@ mod tests {
         let mut bytes = fs::read(&segment).unwrap();
         bytes[4] = 2;
         fs::write(&segment, &bytes).unwrap();
-        let err = Wal::open(dir.path(), WalOptions::default(), metrics())
+        let err = Wal::open(dir.path(), WalOptions::default(), metrics(), drop)
             .await
             .unwrap_err();
         assert!(matches!(err, WalError::UnsupportedVersion { found: 2, .. }));
@@ -1512,6 +1539,24 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, vec!["00000002", "checkpoint.00000001"]);
+    }
+
+    #[tokio::test]
+    async fn a_log_longer_than_the_replay_queue_streams_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let frame = FRAME_HEADER_LEN + record(0).len() as u64;
+        // Many segments, a checkpoint, and many times the queue's length of records.
+        let (wal, _, _) = open(dir.path(), options(HEADER_LEN + 16 * frame)).await;
+        let total = 10 * REPLAY_QUEUE_RECORDS;
+        append_all(&wal, 0..total / 2).await;
+        let upto = wal.rotate().await.unwrap();
+        let kept: Vec<Vec<u8>> = (0..total / 2).map(record).collect();
+        wal.checkpoint(upto, kept).await.unwrap();
+        append_all(&wal, total / 2..total).await;
+        wal.close().await;
+        let (wal, records, _) = open(dir.path(), WalOptions::default()).await;
+        assert_eq!(records, (0..total).map(record).collect::<Vec<_>>());
+        wal.close().await;
     }
 
     #[tokio::test]
