@@ -18,8 +18,9 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use strata_shared::query::SeriesSource;
@@ -94,7 +95,51 @@ pub(crate) fn stack_bytes_for_depth(depth: usize) -> usize {
 /// The name of the threads [`on_query_thread`] starts.
 pub(crate) const QUERY_THREAD_NAME: &str = "strata-query";
 
-/// Runs `f` on a thread of its own with a stack of `stack_bytes` and waits for it without
+/// Long-lived query threads per stack size. A thread per query (two per evaluation: plan,
+/// then run) meant tens of thousands of 40 MiB stacks created and detached in a PromQL
+/// corpus run, and a segfault inside glibc's `pthread_detach` on an executor thread was seen
+/// once under that churn; threads that never exit avoid it, and bound how many queries
+/// evaluate at once.
+fn query_threads(stack_bytes: usize) -> Result<mpsc::Sender<QueryJob>, EngineError> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, mpsc::Sender<QueryJob>>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(sender) = pools.get(&stack_bytes) {
+        return Ok(sender.clone());
+    }
+    let (sender, receiver) = mpsc::channel::<QueryJob>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    for i in 0..QUERY_THREADS {
+        let receiver = receiver.clone();
+        std::thread::Builder::new()
+            .name(QUERY_THREAD_NAME.to_string())
+            .stack_size(stack_bytes)
+            .spawn(move || loop {
+                let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            })
+            .map_err(|e| {
+                EngineError::Internal(format!(
+                    "cannot start query thread {i} with a {stack_bytes}-byte stack: {e}"
+                ))
+            })?;
+    }
+    pools.insert(stack_bytes, sender.clone());
+    Ok(sender)
+}
+
+/// Work for a query thread; it catches its own panics.
+type QueryJob = Box<dyn FnOnce() + Send>;
+
+/// Query threads per stack size: queries beyond this many wait for a free one.
+const QUERY_THREADS: usize = 16;
+
+/// Runs `f` on a query thread with a stack of `stack_bytes` and waits for it without
 /// blocking the async executor. A panic in `f` is resumed in the caller, so that the HTTP
 /// layer answers it as every other handler panic (a 500 with an error id, counted).
 pub(crate) async fn on_query_thread<T, F>(stack_bytes: usize, f: F) -> Result<T, EngineError>
@@ -103,18 +148,13 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(QUERY_THREAD_NAME.to_string())
-        .stack_size(stack_bytes)
-        .spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = tx.send(result);
-        })
-        .map_err(|e| {
-            EngineError::Internal(format!(
-                "cannot start a query thread with a {stack_bytes}-byte stack: {e}"
-            ))
-        })?;
+    let job: QueryJob = Box::new(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(result);
+    });
+    query_threads(stack_bytes)?
+        .send(job)
+        .map_err(|_| EngineError::Internal("the query threads have stopped".to_string()))?;
     match rx.await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(panic)) => std::panic::resume_unwind(panic),
